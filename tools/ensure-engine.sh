@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Make sure a Docker Engine answers on this machine, installing Debian's
+# docker.io and starting dockerd by hand when needed (these hosts may have no
+# systemd).  Also installs the few host packages the tests and demo build
+# their images from.  Idempotent: does nothing when all is in place.
+set -euo pipefail
+
+log() { printf 'ensure-engine: %s\n' "$*" >&2; }
+
+need_root() {
+    if [ "$(id -u)" != 0 ]; then
+        log "$1 needs root; run as root or install it yourself"
+        exit 1
+    fi
+}
+
+apt_install() {
+    need_root "installing $*"
+    if [ -z "${_APT_UPDATED:-}" ]; then
+        apt-get update -qq
+        _APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static \
+    || missing+=(busybox-static)
+command -v file >/dev/null || missing+=(file)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+fi
+
+if docker info >/dev/null 2>&1; then
+    exit 0
+fi
+
+need_root "starting dockerd"
+logdir=/var/log/nova-docker
+mkdir -p "$logdir"
+log "no engine answers; starting dockerd (log: $logdir/dockerd.log)"
+# setsid: the daemon must outlive this script and the make that ran it.
+setsid dockerd >>"$logdir/dockerd.log" 2>&1 < /dev/null &
+for _ in $(seq 1 60); do
+    if docker info >/dev/null 2>&1; then
+        log "dockerd is up (pid $(cat /var/run/docker.pid 2>/dev/null || echo '?'))"
+        exit 0
+    fi
+    sleep 0.5
+done
+log "dockerd did not answer within 30s; see $logdir/dockerd.log"
+tail -n 20 "$logdir/dockerd.log" >&2 || true
+exit 1
