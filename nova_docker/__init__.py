@@ -1,0 +1,1 @@
+"""nova-docker: a Nova compute driver that runs instances as Docker containers."""

@@ -1,0 +1,209 @@
+"""Options of the ``[docker]`` group, in the form Nova's own conf modules use."""
+
+from oslo_config import cfg
+
+# The oldest Engine API we test against: Debian 12's docker.io 20.10.
+MIN_API_VERSION = "1.41"
+
+docker_group = cfg.OptGroup(
+    "docker",
+    title="Docker driver options",
+    help="""
+Options for nova-docker, the compute driver that runs each Nova instance as a
+Docker container (``[DEFAULT] compute_driver = docker.DockerDriver``).
+""",
+)
+
+engine_opts = [
+    cfg.StrOpt(
+        "api_url",
+        default="unix:///var/run/docker.sock",
+        help="""
+Where the Docker Engine API listens.
+
+Possible values:
+
+* ``unix:///path/to/docker.sock`` for a local engine (the default).
+* ``tcp://host:2376`` for a remote engine; TLS is used when ``tls_ca_cert``,
+  ``tls_cert`` or ``tls_key`` is set, and the engine's certificate is verified
+  unless ``tls_verify`` is false.
+
+Related options:
+
+* ``tls_ca_cert``, ``tls_cert``, ``tls_key``, ``tls_verify``
+""",
+    ),
+    cfg.StrOpt(
+        "api_version",
+        default="auto",
+        help=f"""
+The Engine API version to speak.
+
+``auto`` negotiates the highest version both sides know. The driver refuses to
+start against an engine older than API {MIN_API_VERSION} (Docker 20.10).
+Current Docker Engine releases refuse clients older than API 1.44, so pin a
+version only when you know the engine accepts it.
+
+Possible values:
+
+* ``auto`` (the default)
+* A version string such as ``1.41`` or ``1.44``
+""",
+    ),
+    cfg.StrOpt(
+        "tls_ca_cert",
+        help="""
+CA certificate (PEM) that signed the remote engine's server certificate.
+
+Related options:
+
+* ``api_url``, ``tls_verify``
+""",
+    ),
+    cfg.StrOpt(
+        "tls_cert",
+        help="""
+Client certificate (PEM) presented to a remote engine.
+
+Related options:
+
+* ``tls_key`` must be set as well.
+""",
+    ),
+    cfg.StrOpt(
+        "tls_key",
+        help="""
+Private key (PEM) of ``tls_cert``.
+
+Related options:
+
+* ``tls_cert``
+""",
+    ),
+    cfg.BoolOpt(
+        "tls_verify",
+        default=True,
+        help="""
+Verify the remote engine's certificate against ``tls_ca_cert`` (or the system
+CA bundle when ``tls_ca_cert`` is unset).
+
+Turning this off lets anyone on the path impersonate the engine and run
+containers in your name; keep it on.
+
+Related options:
+
+* ``tls_ca_cert``
+""",
+    ),
+    cfg.IntOpt(
+        "api_timeout",
+        default=60,
+        min=1,
+        help="""
+Seconds to wait for any single Engine API call before failing it.
+
+Image loads and saves stream for as long as data flows; this bounds a stall,
+not a transfer.
+""",
+    ),
+]
+
+instance_opts = [
+    cfg.IntOpt(
+        "stop_timeout",
+        default=10,
+        min=0,
+        help="""
+Seconds a soft reboot waits after SIGTERM before killing the container.
+
+Power off uses Nova's own ``shutdown_timeout`` (or the image's
+``os_shutdown_timeout``) instead.
+""",
+    ),
+    cfg.BoolOpt(
+        "allow_privileged",
+        default=False,
+        help="""
+Allow flavors to request privileged containers.
+
+When true, a flavor with the extra spec ``docker:privileged=true`` runs its
+containers privileged: they see all host devices and may escape to the host.
+Only enable it for flavors restricted to trusted projects. When false (the
+default) that extra spec makes the boot fail.
+""",
+    ),
+    cfg.ListOpt(
+        "security_opt",
+        default=[],
+        help="""
+Extra ``--security-opt`` values for every container.
+
+``no-new-privileges`` is always set and the engine's default seccomp and
+AppArmor profiles always apply; use this for, e.g., an SELinux label.
+
+Possible values:
+
+* A list such as ``label=type:svirt_lxc_net_t``
+""",
+    ),
+    cfg.ListOpt(
+        "cap_drop",
+        default=[],
+        help="""
+Capabilities to drop beyond the engine's default set.
+
+Possible values:
+
+* A list of capability names such as ``NET_RAW,MKNOD``
+""",
+    ),
+    cfg.IntOpt(
+        "pids_limit",
+        default=4096,
+        min=1,
+        help="""
+Maximum number of processes (and threads) in one container.
+
+A flavor extra spec ``docker:pids_limit`` overrides it per flavor.
+""",
+    ),
+    cfg.IntOpt(
+        "console_log_max_bytes",
+        default=100 * 1024,
+        min=1024,
+        help="""
+Most bytes of container output that ``console log show`` returns: the newest.
+""",
+    ),
+    cfg.BoolOpt(
+        "inject_key",
+        default=False,
+        help="""
+Write the SSH public key of the instance's keypair to
+``/root/.ssh/authorized_keys`` in the container before it starts.
+""",
+    ),
+    cfg.BoolOpt(
+        "metadata_as_env",
+        default=False,
+        help="""
+Expose instance metadata (``openstack server create --property k=v``) to the
+container as environment variables.
+
+Only keys that are valid variable names (letters, digits, underscore, not
+starting with a digit) are passed; other keys are skipped with a warning.
+Values are visible to anyone who can inspect the container on the host.
+""",
+    ),
+]
+
+ALL_OPTS = engine_opts + instance_opts
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(docker_group)
+    conf.register_opts(ALL_OPTS, group=docker_group)
+
+
+def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
+    return [(docker_group, ALL_OPTS)]

@@ -1,0 +1,200 @@
+"""Instance-level verbs over the engine: one Nova instance, one container.
+
+Each method is a short sequence of engine calls; Nova's expectations about
+states (a soft reboot of a paused instance, a power-off of a stopped one) are
+handled here so that the driver stays a plain map of Nova calls.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from nova.compute import power_state
+from oslo_log import log as logging
+
+from nova import exception as nova_exception
+from nova_docker import exception
+from nova_docker import inject
+from nova_docker.engine import client as engine_client
+from nova_docker.engine import naming
+from nova_docker.engine import spec as spec_mod
+from nova_docker.engine import state
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerOptions:
+    spec: spec_mod.SpecOptions = dataclasses.field(default_factory=spec_mod.SpecOptions)
+    stop_timeout: int = 10
+    console_max_bytes: int = 100 * 1024
+    inject_key: bool = False
+
+
+class Containers:
+    def __init__(
+        self, engine: engine_client.Engine, host: str, options: ContainerOptions
+    ) -> None:
+        self._engine = engine
+        self._host = host
+        self._options = options
+
+    # -- creation ---------------------------------------------------------
+
+    def create(
+        self,
+        instance: Any,
+        image_ref: str,
+        image_meta: Any,
+        injected_files: Iterable[tuple[str, bytes | str]],
+    ) -> str:
+        """Create (not start) the instance's container; returns its name."""
+        spec = self.spec_for(instance, image_ref, image_meta)
+        # A container of this name can only be a leftover of an earlier,
+        # interrupted spawn of this same instance.
+        if self._engine.remove_container(spec.name):
+            LOG.warning("Removed a leftover container %s", spec.name, instance=instance)
+        self._engine.create_container(spec)
+        ssh_key = instance.key_data if self._options.inject_key else None
+        archive = inject.files_archive(injected_files or [], ssh_key)
+        if archive is not None:
+            self._engine.put_archive(spec.name, "/", archive)
+        return spec.name
+
+    def spec_for(
+        self, instance: Any, image_ref: str, image_meta: Any
+    ) -> spec_mod.ContainerSpec:
+        opts = self._options.spec
+        flavor = instance.flavor
+        extra_specs = flavor.extra_specs or {}
+        image_config = self._engine.inspect_image(image_ref).get("Config") or {}
+        command = spec_mod.command_for(
+            image_meta.id, image_meta.properties.get("os_command_line"), image_config
+        )
+        environment = {}
+        if opts.metadata_as_env:
+            environment, skipped = spec_mod.environment_from_metadata(
+                instance.metadata or {}
+            )
+            if skipped:
+                LOG.warning(
+                    "Metadata keys %s are not valid variable names; "
+                    "not passed to the container",
+                    skipped,
+                    instance=instance,
+                )
+        name = naming.container_name(instance.uuid)
+        return spec_mod.ContainerSpec(
+            name=name,
+            image=image_ref,
+            hostname=spec_mod.hostname_for(instance.hostname, name),
+            labels=naming.container_labels(
+                instance.uuid, instance.name, instance.project_id, self._host
+            ),
+            memory_bytes=flavor.memory_mb * 1024 * 1024,
+            vcpus=flavor.vcpus,
+            pids_limit=spec_mod.pids_limit_for(extra_specs, opts.pids_limit),
+            command=command,
+            environment=environment,
+            privileged=spec_mod.privileged_requested(
+                extra_specs, opts.allow_privileged
+            ),
+            security_opt=(spec_mod.NO_NEW_PRIVILEGES, *opts.security_opt),
+            cap_drop=opts.cap_drop,
+            log_max_size=opts.log_max_size,
+            log_max_files=opts.log_max_files,
+        )
+
+    # -- power ------------------------------------------------------------
+
+    def power_state(self, instance: Any) -> int:
+        return state.power_state_of(self.inspect(instance)["State"])
+
+    def inspect(self, instance: Any) -> dict[str, Any]:
+        """The container's inspect data; InstanceNotFound if it is gone."""
+        try:
+            return self._engine.inspect_container(naming.container_name(instance.uuid))
+        except exception.ContainerNotFound as e:
+            raise nova_exception.InstanceNotFound(instance_id=instance.uuid) from e
+
+    def start(self, instance: Any) -> None:
+        self._engine.start(naming.container_name(instance.uuid))
+
+    def power_on(self, instance: Any) -> None:
+        current = self.power_state(instance)
+        name = naming.container_name(instance.uuid)
+        if current == power_state.PAUSED:
+            self._engine.unpause(name)
+        elif current != power_state.RUNNING:
+            self._engine.start(name)
+
+    def power_off(self, instance: Any, timeout: int) -> None:
+        """Stop, giving the process ``timeout`` seconds after SIGTERM."""
+        current = self.power_state(instance)
+        name = naming.container_name(instance.uuid)
+        if current == power_state.PAUSED:
+            self._engine.unpause(name)
+        elif current != power_state.RUNNING:
+            return
+        self._engine.stop(name, timeout=timeout)
+
+    def reboot(self, instance: Any, hard: bool) -> None:
+        """Soft: SIGTERM, wait ``stop_timeout``, start.  Hard: kill, start."""
+        self.power_off(instance, 0 if hard else self._options.stop_timeout)
+        self.start(instance)
+
+    def pause(self, instance: Any) -> None:
+        """Freeze the processes; a no-op when already paused."""
+        if self.power_state(instance) != power_state.PAUSED:
+            self._engine.pause(naming.container_name(instance.uuid))
+
+    def unpause(self, instance: Any) -> None:
+        """Thaw the processes; a no-op when not paused."""
+        if self.power_state(instance) == power_state.PAUSED:
+            self._engine.unpause(naming.container_name(instance.uuid))
+
+    def destroy(self, instance: Any) -> bool:
+        """Remove the container; False if there was none (not an error)."""
+        return self._engine.remove_container(naming.container_name(instance.uuid))
+
+    # -- inventory --------------------------------------------------------
+
+    def list_labels(self) -> list[dict[str, str]]:
+        """Labels of every container of this host, in one engine call."""
+        found = self._engine.list_containers(naming.host_selector(self._host))
+        return [c.get("Labels") or {} for c in found]
+
+    def list_uuids(self) -> list[str]:
+        return [
+            labels[naming.UUID_LABEL]
+            for labels in self.list_labels()
+            if naming.UUID_LABEL in labels
+        ]
+
+    def list_names(self) -> list[str]:
+        return [
+            labels[naming.NAME_LABEL]
+            for labels in self.list_labels()
+            if naming.NAME_LABEL in labels
+        ]
+
+    # -- console ----------------------------------------------------------
+
+    def console_output(self, instance: Any) -> str:
+        """The newest ``console_max_bytes`` of the container's output."""
+        limit = self._options.console_max_bytes
+        name = naming.container_name(instance.uuid)
+        # Every line holds at least its newline, so the newest ``limit`` lines
+        # always cover the newest ``limit`` bytes.
+        tail: collections.deque[bytes] = collections.deque()
+        kept = 0
+        for chunk in self._engine.logs(name, tail=limit):
+            tail.append(chunk)
+            kept += len(chunk)
+            while kept - len(tail[0]) >= limit:
+                kept -= len(tail.popleft())
+        data = b"".join(tail)[-limit:]
+        return data.decode("utf-8", "replace")

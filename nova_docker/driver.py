@@ -1,0 +1,330 @@
+"""DockerDriver: Nova's ComputeDriver calls mapped onto nova-docker's services.
+
+Orchestration only: every engine call lives in :mod:`nova_docker.container`,
+:mod:`nova_docker.image` or :mod:`nova_docker.host`.  Load it with
+``[DEFAULT] compute_driver = docker.DockerDriver``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nova.conf
+from nova.compute import utils as compute_utils
+from nova.i18n import _
+from nova.image import glance
+from oslo_log import log as logging
+from oslo_utils import excutils
+
+from nova import exception as nova_exception
+from nova.virt import driver
+from nova.virt import hardware
+from nova.virt import node
+from nova_docker import conf as docker_conf
+from nova_docker import container
+from nova_docker import exception
+from nova_docker import host
+from nova_docker.engine import client as engine_client
+from nova_docker.engine import naming
+from nova_docker.engine import spec as spec_mod
+from nova_docker.image import fetch
+from nova_docker.image import snapshot
+
+LOG = logging.getLogger(__name__)
+CONF = nova.conf.CONF
+
+
+class DockerDriver(driver.ComputeDriver):
+    """Runs each Nova instance as one Docker container."""
+
+    capabilities = {
+        **driver.ComputeDriver.capabilities,
+        # Glance images are docker/raw: the bytes of ``docker save``.
+        "supports_image_type_raw": True,
+    }
+
+    def __init__(self, virtapi: Any) -> None:
+        super().__init__(virtapi)
+        docker_conf.register_opts(CONF)
+        self._engine = engine_client.Engine(engine_settings(CONF.docker))
+        self._containers = container.Containers(
+            self._engine, CONF.host, container_options(CONF.docker)
+        )
+        image_api = glance.API()
+        self._fetcher = fetch.ImageFetcher(self._engine, image_api)
+        self._snapshotter = snapshot.Snapshotter(self._engine, image_api)
+
+    # -- host -------------------------------------------------------------
+
+    def init_host(self, host: str) -> None:
+        url = CONF.docker.api_url
+        try:
+            version = self._engine.connect()
+        except (exception.EngineUnavailable, exception.EngineTooOld) as e:
+            LOG.error("Cannot use the Docker Engine at %s: %s", url, e.format_message())
+            raise
+        LOG.info(
+            "Using Docker Engine %s (API %s) at %s",
+            version.get("Version"),
+            self._engine.api.api_version,
+            url,
+        )
+
+    def get_available_nodes(self, refresh: bool = False) -> list[str]:
+        return [CONF.host]
+
+    def get_nodenames_by_uuid(self, refresh: bool = False) -> dict[str, str]:
+        return {node.get_local_node_uuid(): CONF.host}
+
+    def get_available_resource(self, nodename: str) -> dict[str, Any]:
+        return host.available_resource(self._facts(), nodename)
+
+    def update_provider_tree(
+        self, provider_tree: Any, nodename: str, allocations: Any = None
+    ) -> None:
+        existing = provider_tree.data(nodename).inventory
+        inventory = host.inventory(
+            self._facts(),
+            reserved_cpus=CONF.reserved_host_cpus,
+            reserved_memory_mb=CONF.reserved_host_memory_mb,
+            reserved_disk_gb=compute_utils.convert_mb_to_ceil_gb(
+                CONF.reserved_host_disk_mb
+            ),
+            ratios=self._get_allocation_ratios(existing),
+        )
+        provider_tree.update_inventory(nodename, inventory)
+
+    def _facts(self) -> host.HostFacts:
+        return host.read_facts(self._engine, CONF.instances_path)
+
+    def get_host_ip_addr(self) -> str:
+        return CONF.my_ip
+
+    def get_host_uptime(self) -> str:
+        return host.uptime_text()
+
+    # -- instances on this host -------------------------------------------
+
+    def list_instances(self) -> list[str]:
+        return self._containers.list_names()
+
+    def list_instance_uuids(self) -> list[str]:
+        return self._containers.list_uuids()
+
+    def instance_exists(self, instance: Any) -> bool:
+        try:
+            self._containers.inspect(instance)
+        except nova_exception.InstanceNotFound:
+            return False
+        return True
+
+    def get_info(self, instance: Any, use_cache: bool = True) -> hardware.InstanceInfo:
+        return hardware.InstanceInfo(state=self._containers.power_state(instance))
+
+    # -- lifecycle --------------------------------------------------------
+
+    def spawn(
+        self,
+        context: Any,
+        instance: Any,
+        image_meta: Any,
+        injected_files: Any,
+        admin_password: Any,
+        allocations: Any,
+        network_info: Any = None,
+        block_device_info: Any = None,
+        power_on: bool = True,
+        accel_info: Any = None,
+    ) -> None:
+        image_ref = self._fetcher.ensure(context, image_meta, instance)
+        try:
+            self._containers.create(instance, image_ref, image_meta, injected_files)
+            _warn_unplugged(instance, network_info)
+            if power_on:
+                self._start_new(instance)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._containers.destroy(instance)
+        LOG.info(
+            "Spawned container %s",
+            naming.container_name(instance.uuid),
+            instance=instance,
+        )
+
+    def _start_new(self, instance: Any) -> None:
+        try:
+            self._containers.start(instance)
+        except exception.EngineError as e:
+            # The engine ran the image and its command failed to start: the
+            # image is at fault, another host would fail the same way.
+            raise nova_exception.BuildAbortException(
+                instance_uuid=instance.uuid,
+                reason=_("the container did not start: %s") % e.format_message(),
+            ) from e
+
+    def destroy(
+        self,
+        context: Any,
+        instance: Any,
+        network_info: Any,
+        block_device_info: Any = None,
+        destroy_disks: bool = True,
+        destroy_secrets: bool = True,
+    ) -> None:
+        if not self._containers.destroy(instance):
+            LOG.info("No container to remove", instance=instance)
+        self.cleanup(
+            context,
+            instance,
+            network_info,
+            block_device_info,
+            destroy_disks,
+            destroy_secrets=destroy_secrets,
+        )
+
+    def cleanup(
+        self,
+        context: Any,
+        instance: Any,
+        network_info: Any,
+        block_device_info: Any = None,
+        destroy_disks: bool = True,
+        migrate_data: Any = None,
+        destroy_vifs: bool = True,
+        destroy_secrets: bool = True,
+    ) -> None:
+        # The container's filesystem went with the container; there are no
+        # host-side instance files, volumes or secrets to clean up.
+        return None
+
+    def reboot(
+        self,
+        context: Any,
+        instance: Any,
+        network_info: Any,
+        reboot_type: str,
+        block_device_info: Any = None,
+        bad_volumes_callback: Any = None,
+        accel_info: Any = None,
+        share_info: Any = None,
+    ) -> None:
+        self._containers.reboot(instance, hard=reboot_type == "HARD")
+
+    def power_off(
+        self, instance: Any, timeout: int = 0, retry_interval: int = 0
+    ) -> None:
+        self._containers.power_off(instance, timeout)
+
+    def power_on(
+        self,
+        context: Any,
+        instance: Any,
+        network_info: Any,
+        block_device_info: Any = None,
+        accel_info: Any = None,
+        share_info: Any = None,
+    ) -> None:
+        self._containers.power_on(instance)
+
+    def pause(self, instance: Any) -> None:
+        self._containers.pause(instance)
+
+    def unpause(self, instance: Any) -> None:
+        self._containers.unpause(instance)
+
+    # Suspend freezes the processes (the cgroup freezer, like pause) rather
+    # than stopping them: a stopped container loses its processes' memory,
+    # and resume must give back the running program, not a fresh boot.
+    def suspend(self, context: Any, instance: Any) -> None:
+        self._containers.pause(instance)
+
+    def resume(
+        self,
+        context: Any,
+        instance: Any,
+        network_info: Any,
+        block_device_info: Any = None,
+        share_info: Any = None,
+    ) -> None:
+        self._containers.unpause(instance)
+
+    def resume_state_on_host_boot(
+        self,
+        context: Any,
+        instance: Any,
+        network_info: Any,
+        share_info: Any,
+        block_device_info: Any = None,
+    ) -> None:
+        self._containers.power_on(instance)
+
+    def soft_delete(self, instance: Any) -> None:
+        self._containers.power_off(instance, CONF.docker.stop_timeout)
+
+    def restore(self, instance: Any) -> None:
+        self._containers.power_on(instance)
+
+    # -- images and console -----------------------------------------------
+
+    def snapshot(
+        self, context: Any, instance: Any, image_id: str, update_task_state: Any
+    ) -> None:
+        try:
+            self._containers.inspect(instance)
+        except nova_exception.InstanceNotFound as e:
+            raise nova_exception.InstanceNotRunning(instance_id=instance.uuid) from e
+        self._snapshotter.snapshot(
+            context,
+            instance,
+            naming.container_name(instance.uuid),
+            image_id,
+            update_task_state,
+        )
+
+    def get_console_output(self, context: Any, instance: Any) -> str:
+        try:
+            return self._containers.console_output(instance)
+        except exception.ContainerNotFound as e:
+            raise nova_exception.InstanceNotFound(instance_id=instance.uuid) from e
+        except exception.EngineError as e:
+            raise nova_exception.ConsoleLogOutputException(
+                instance_id=instance.uuid, reason=e.format_message()
+            ) from e
+
+
+def _warn_unplugged(instance: Any, network_info: Any) -> None:
+    if network_info:
+        LOG.warning(
+            "This driver does not plug Neutron ports yet; the container has "
+            "no network interface for ports %s",
+            [vif["id"] for vif in network_info],
+            instance=instance,
+        )
+
+
+def engine_settings(opts: Any) -> engine_client.EngineSettings:
+    return engine_client.EngineSettings(
+        url=opts.api_url,
+        version=opts.api_version,
+        timeout=opts.api_timeout,
+        tls_ca_cert=opts.tls_ca_cert,
+        tls_cert=opts.tls_cert,
+        tls_key=opts.tls_key,
+        tls_verify=opts.tls_verify,
+        min_version=docker_conf.MIN_API_VERSION,
+    )
+
+
+def container_options(opts: Any) -> container.ContainerOptions:
+    return container.ContainerOptions(
+        spec=spec_mod.SpecOptions(
+            pids_limit=opts.pids_limit,
+            allow_privileged=opts.allow_privileged,
+            security_opt=tuple(opts.security_opt),
+            cap_drop=tuple(opts.cap_drop),
+            metadata_as_env=opts.metadata_as_env,
+        ),
+        stop_timeout=opts.stop_timeout,
+        console_max_bytes=opts.console_log_max_bytes,
+        inject_key=opts.inject_key,
+    )

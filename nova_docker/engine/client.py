@@ -1,0 +1,287 @@
+"""The one seam between nova-docker and the Docker Engine.
+
+This is the only module that imports ``docker``.  Every call goes through
+:meth:`Engine._call`, which turns the SDK's and ``requests``' exceptions into
+ours: an engine that does not answer becomes :class:`EngineUnavailable`, a 404
+becomes the "missing" exception the caller names, anything else the engine
+refuses becomes :class:`EngineError` carrying the engine's own words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import docker.tls
+import requests.exceptions
+from oslo_log import log as logging
+
+from nova_docker import exception
+from nova_docker.engine import spec as spec_mod
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """How to reach the engine; built from ``[docker]`` by the driver."""
+
+    url: str
+    version: str = "auto"
+    timeout: int = 60
+    #: Read timeout for image loads and saves, which may legitimately take
+    #: minutes for the engine to answer after the last byte.
+    transfer_timeout: int = 900
+    tls_ca_cert: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_verify: bool = True
+    min_version: str = "1.41"
+
+    @property
+    def uses_tls(self) -> bool:
+        # tcp:// always means TLS; plain HTTP must be asked for as http://.
+        return self.url.startswith(("tcp://", "https://"))
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+class Engine:
+    """Thin verbs over the Engine API; no I/O until :meth:`connect`."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self._api: docker.APIClient | None = None
+        self._bulk_api: docker.APIClient | None = None
+
+    # -- connection -------------------------------------------------------
+
+    def connect(self) -> dict[str, Any]:
+        """Open the connection, negotiate the API version and check it.
+
+        Returns the engine's ``/version`` answer.
+        """
+        with self._call("connect"):
+            api = self._new_client(self.settings.version, self.settings.timeout)
+            version = api.version(api_version=False)
+        negotiated = api.api_version
+        if _version_tuple(negotiated) < _version_tuple(self.settings.min_version):
+            raise exception.EngineTooOld(
+                url=self.settings.url,
+                version=negotiated,
+                minimum=self.settings.min_version,
+            )
+        self._api = api
+        self._bulk_api = self._new_client(negotiated, self.settings.transfer_timeout)
+        return version
+
+    def _new_client(self, version: str, timeout: int) -> docker.APIClient:
+        return docker.APIClient(
+            base_url=self.settings.url,
+            version=version,
+            timeout=timeout,
+            tls=self._tls_config(),
+        )
+
+    def _tls_config(self) -> docker.tls.TLSConfig | bool:
+        s = self.settings
+        if not s.uses_tls:
+            return False
+        client_cert = (s.tls_cert, s.tls_key) if s.tls_cert or s.tls_key else None
+        return docker.tls.TLSConfig(
+            client_cert=client_cert, ca_cert=s.tls_ca_cert, verify=s.tls_verify
+        )
+
+    @property
+    def api(self) -> docker.APIClient:
+        if self._api is None:
+            self.connect()
+        return self._api
+
+    @property
+    def bulk_api(self) -> docker.APIClient:
+        if self._bulk_api is None:
+            self.connect()
+        return self._bulk_api
+
+    @contextlib.contextmanager
+    def _call(self, action: str, missing: Exception | None = None) -> Iterator[None]:
+        """Translate whatever the SDK raises while doing ``action``."""
+        try:
+            yield
+        except docker.errors.NotFound as e:
+            if missing is None:
+                raise exception.EngineError(action=action, reason=_reason(e)) from e
+            raise missing from e
+        except docker.errors.APIError as e:
+            if e.response is not None and e.response.status_code >= 500:
+                LOG.debug("Engine error during %s: %s", action, e)
+            raise exception.EngineError(action=action, reason=_reason(e)) from e
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            docker.errors.DockerException,
+        ) as e:
+            raise exception.EngineUnavailable(
+                url=self.settings.url, reason=_reason(e)
+            ) from e
+
+    # -- engine facts -----------------------------------------------------
+
+    def ping(self) -> bool:
+        with self._call("ping"):
+            return bool(self.api.ping())
+
+    def version(self) -> dict[str, Any]:
+        with self._call("read its version"):
+            return self.api.version(api_version=False)
+
+    def info(self) -> dict[str, Any]:
+        with self._call("read its system info"):
+            return self.api.info()
+
+    # -- containers -------------------------------------------------------
+
+    def create_container(self, spec: spec_mod.ContainerSpec) -> str:
+        with self._call(f"create container {spec.name}"):
+            host_config = self.api.create_host_config(**spec.host_config_kwargs())
+            created = self.api.create_container(
+                host_config=host_config, **spec.create_kwargs()
+            )
+        return created["Id"]
+
+    def inspect_container(self, name: str) -> dict[str, Any]:
+        with self._call(
+            f"inspect container {name}", exception.ContainerNotFound(name=name)
+        ):
+            return self.api.inspect_container(name)
+
+    def list_containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """All containers, running or not, carrying every one of ``labels``."""
+        selectors = [f"{key}={value}" for key, value in labels.items()]
+        with self._call("list containers"):
+            return self.api.containers(all=True, filters={"label": selectors})
+
+    def start(self, name: str) -> None:
+        with self._call(f"start {name}", exception.ContainerNotFound(name=name)):
+            self.api.start(name)
+
+    def stop(self, name: str, timeout: int) -> None:
+        # The SDK extends the request's timeout by ``timeout`` itself.
+        with self._call(f"stop {name}", exception.ContainerNotFound(name=name)):
+            self.api.stop(name, timeout=timeout)
+
+    def kill(self, name: str) -> None:
+        with self._call(f"kill {name}", exception.ContainerNotFound(name=name)):
+            self.api.kill(name)
+
+    def pause(self, name: str) -> None:
+        with self._call(f"pause {name}", exception.ContainerNotFound(name=name)):
+            self.api.pause(name)
+
+    def unpause(self, name: str) -> None:
+        with self._call(f"unpause {name}", exception.ContainerNotFound(name=name)):
+            self.api.unpause(name)
+
+    def remove_container(self, name: str) -> bool:
+        """Kill and remove ``name`` with its anonymous volumes.
+
+        Returns False when there was nothing to remove.
+        """
+        try:
+            with self._call(f"remove {name}", exception.ContainerNotFound(name=name)):
+                self.api.remove_container(name, v=True, force=True)
+        except exception.ContainerNotFound:
+            return False
+        return True
+
+    def logs(self, name: str, tail: int) -> Iterator[bytes]:
+        """Stream the newest ``tail`` lines of stdout and stderr."""
+        with self._call(f"read logs of {name}", exception.ContainerNotFound(name=name)):
+            stream = self.api.logs(
+                name, stdout=True, stderr=True, stream=True, follow=False, tail=tail
+            )
+            yield from stream
+
+    def put_archive(self, name: str, path: str, data: bytes) -> None:
+        with self._call(
+            f"copy files into {name}", exception.ContainerNotFound(name=name)
+        ):
+            self.api.put_archive(name, path, data)
+
+    def commit(self, name: str, repository: str, tag: str) -> str:
+        with self._call(f"commit {name}", exception.ContainerNotFound(name=name)):
+            return self.bulk_api.commit(name, repository=repository, tag=tag)["Id"]
+
+    # -- images -----------------------------------------------------------
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        with self._call(f"inspect image {ref}", exception.ImageNotCached(ref=ref)):
+            return self.api.inspect_image(ref)
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.inspect_image(ref)
+        except exception.ImageNotCached:
+            return False
+        return True
+
+    def remove_image(self, ref: str) -> bool:
+        """Untag ``ref`` (and delete its layers if nothing else uses them)."""
+        try:
+            with self._call(f"remove image {ref}", exception.ImageNotCached(ref=ref)):
+                self.api.remove_image(ref, noprune=False)
+        except exception.ImageNotCached:
+            return False
+        return True
+
+    def load_image(self, chunks: Iterable[bytes]) -> list[str]:
+        """Stream a ``docker save`` tarball into the engine.
+
+        ``chunks`` is sent as a chunked request body as it is produced, so
+        memory stays bounded by what the producer buffers.  Returns what the
+        engine reports as loaded (``name:tag`` or ``sha256:...``).
+        """
+        loaded = []
+        with self._call("load the image"):
+            for message in self.bulk_api.load_image(chunks, quiet=True):
+                loaded.extend(_parse_load_message(message))
+        return loaded
+
+    def save_image(self, ref: str) -> Iterator[bytes]:
+        """Stream ``docker save`` of ``ref``."""
+        with self._call(f"save image {ref}", exception.ImageNotCached(ref=ref)):
+            yield from self.bulk_api.get_image(ref)
+
+
+def _parse_load_message(message: dict[str, Any]) -> list[str]:
+    if "error" in message or "errorDetail" in message:
+        detail = message.get("errorDetail") or {}
+        raise docker.errors.APIError(detail.get("message") or message.get("error"))
+    text = message.get("stream", "")
+    refs = []
+    for line in text.splitlines():
+        for prefix in ("Loaded image: ", "Loaded image ID: "):
+            if line.startswith(prefix):
+                refs.append(line[len(prefix) :].strip())
+    return refs
+
+
+def _reason(error: Exception) -> str:
+    """The engine's own explanation where there is one, else the error text."""
+    explanation = getattr(error, "explanation", None)
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    if explanation:
+        with contextlib.suppress(ValueError, TypeError):
+            explanation = json.loads(explanation).get("message", explanation)
+        return str(explanation).strip()
+    return str(error).strip() or type(error).__name__

@@ -1,0 +1,169 @@
+"""What a Nova instance becomes on the engine (pure: no I/O, no CONF).
+
+The flavor's sizes become hard cgroup limits: memory is a cap with no swap on
+top, vCPUs a CFS quota (a real ceiling, not just a weight).  Containers are
+never privileged unless the operator allows it and the flavor asks for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from nova.i18n import _
+
+from nova import exception as nova_exception
+
+CPU_PERIOD_US = 100_000
+CPU_SHARES_PER_VCPU = 1024
+HOSTNAME_MAX = 63
+# Always on: a setuid binary in an image must not gain privileges.
+NO_NEW_PRIVILEGES = "no-new-privileges:true"
+PRIVILEGED_EXTRA_SPEC = "docker:privileged"
+PIDS_LIMIT_EXTRA_SPEC = "docker:pids_limit"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecOptions:
+    """The ``[docker]`` options the spec depends on, passed in by the driver."""
+
+    pids_limit: int = 4096
+    allow_privileged: bool = False
+    security_opt: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    metadata_as_env: bool = False
+    log_max_size: str = "10m"
+    log_max_files: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    hostname: str
+    labels: Mapping[str, str]
+    memory_bytes: int
+    vcpus: int
+    pids_limit: int
+    command: tuple[str, ...] | None = None
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    privileged: bool = False
+    security_opt: tuple[str, ...] = (NO_NEW_PRIVILEGES,)
+    cap_drop: tuple[str, ...] = ()
+    log_max_size: str = "10m"
+    log_max_files: int = 2
+
+    def create_kwargs(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "name": self.name,
+            "hostname": self.hostname,
+            "labels": dict(self.labels),
+            "command": list(self.command) if self.command is not None else None,
+            "environment": dict(self.environment),
+            "detach": True,
+        }
+
+    def host_config_kwargs(self) -> dict[str, Any]:
+        return {
+            "mem_limit": self.memory_bytes,
+            # Equal to mem_limit: no swap beyond the flavor's RAM.
+            "memswap_limit": self.memory_bytes,
+            "cpu_period": CPU_PERIOD_US,
+            "cpu_quota": self.vcpus * CPU_PERIOD_US,
+            "cpu_shares": self.vcpus * CPU_SHARES_PER_VCPU,
+            "pids_limit": self.pids_limit,
+            "privileged": self.privileged,
+            "security_opt": list(self.security_opt),
+            "cap_drop": list(self.cap_drop) or None,
+            # Neutron ports are plugged into the namespace by the driver; the
+            # engine's own bridge networking is never used.
+            "network_mode": "none",
+            # Nova owns the power state: the engine must not restart anything.
+            "restart_policy": {"Name": "no"},
+            "log_config": {
+                "Type": "json-file",
+                "Config": {
+                    "max-size": self.log_max_size,
+                    "max-file": str(self.log_max_files),
+                },
+            },
+        }
+
+
+def command_for(
+    image_id: str, os_command_line: str | None, image_config: Mapping[str, Any]
+) -> tuple[str, ...] | None:
+    """The command to run, or None for the image's own CMD/ENTRYPOINT.
+
+    ``os_command_line`` replaces the image's CMD; with an ENTRYPOINT it
+    becomes its arguments, as with ``docker run IMAGE ARGS``.
+    """
+    if os_command_line:
+        try:
+            return tuple(shlex.split(os_command_line))
+        except ValueError as e:
+            raise nova_exception.ImageUnacceptable(
+                image_id=image_id,
+                reason=_("os_command_line cannot be parsed: %s") % e,
+            ) from e
+    if not image_config.get("Cmd") and not image_config.get("Entrypoint"):
+        raise nova_exception.ImageUnacceptable(
+            image_id=image_id,
+            reason=_(
+                "the image has neither CMD nor ENTRYPOINT; set the image "
+                "property os_command_line to say what the container runs"
+            ),
+        )
+    return None
+
+
+def environment_from_metadata(
+    metadata: Mapping[str, str],
+) -> tuple[dict[str, str], list[str]]:
+    """Split instance metadata into valid variables and skipped keys."""
+    env, skipped = {}, []
+    for key, value in sorted(metadata.items()):
+        if _ENV_NAME.match(key):
+            env[key] = str(value)
+        else:
+            skipped.append(key)
+    return env, skipped
+
+
+def privileged_requested(extra_specs: Mapping[str, str], allowed: bool) -> bool:
+    requested = str(extra_specs.get(PRIVILEGED_EXTRA_SPEC, "")).lower() in _TRUE
+    if requested and not allowed:
+        raise nova_exception.InvalidInput(
+            reason=_(
+                "The flavor asks for a privileged container (%s) but "
+                "[docker] allow_privileged is false on this host"
+            )
+            % PRIVILEGED_EXTRA_SPEC
+        )
+    return requested
+
+
+def pids_limit_for(extra_specs: Mapping[str, str], default: int) -> int:
+    raw = extra_specs.get(PIDS_LIMIT_EXTRA_SPEC)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise nova_exception.InvalidInput(
+            reason=_("%(key)s must be a positive integer, not %(value)r")
+            % {"key": PIDS_LIMIT_EXTRA_SPEC, "value": raw}
+        )
+    return value
+
+
+def hostname_for(hostname: str | None, fallback: str) -> str:
+    return (hostname or fallback)[:HOSTNAME_MAX].rstrip("-.") or fallback[:12]

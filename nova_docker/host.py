@@ -1,0 +1,142 @@
+"""Host facts → what Nova and Placement are told this host offers.
+
+:func:`inventory` and :func:`available_resource` are pure; :func:`read_facts`
+is the only part that asks the engine and the local filesystem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import re
+import shutil
+import time
+from typing import Any
+
+import os_resource_classes as orc
+from nova.objects import fields
+from oslo_serialization import jsonutils
+
+from nova_docker.engine import client as engine_client
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+_LEADING_DIGITS = re.compile(r"\d+")
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFacts:
+    vcpus: int
+    memory_mb: int
+    memory_mb_used: int
+    disk_gb: int
+    disk_gb_used: int
+    disk_gb_free: int
+    engine_version: str
+    architecture: str
+
+
+def read_facts(engine: engine_client.Engine, fallback_path: str) -> HostFacts:
+    """One engine call plus a ``statvfs`` of the engine's storage."""
+    info = engine.info()
+    storage = info.get("DockerRootDir") or ""
+    # A remote engine's storage is not visible from here; the instances path
+    # of this compute host is the best local stand-in.
+    disk = shutil.disk_usage(storage if os.path.isdir(storage) else fallback_path)
+    memory_mb = int(info.get("MemTotal", 0)) // MIB
+    return HostFacts(
+        vcpus=int(info.get("NCPU", 0)),
+        memory_mb=memory_mb,
+        memory_mb_used=max(memory_mb - _local_available_mb(memory_mb), 0),
+        disk_gb=disk.total // GIB,
+        disk_gb_used=(disk.total - disk.free) // GIB,
+        disk_gb_free=disk.free // GIB,
+        engine_version=str(info.get("ServerVersion", "0")),
+        architecture=fields.Architecture.canonicalize(
+            info.get("Architecture") or platform.machine()
+        ),
+    )
+
+
+def _local_available_mb(default: int) -> int:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return default
+
+
+def version_as_int(version: str) -> int:
+    """``20.10.24+dfsg1`` → 20010024, the integer form Nova stores."""
+    numbers = [
+        int(m.group()) if (m := _LEADING_DIGITS.match(part)) else 0
+        for part in version.split(".")[:3]
+    ]
+    numbers += [0] * (3 - len(numbers))
+    major, minor, patch = numbers
+    return major * 1_000_000 + minor * 1_000 + patch
+
+
+def available_resource(facts: HostFacts, nodename: str) -> dict[str, Any]:
+    return {
+        "vcpus": facts.vcpus,
+        "memory_mb": facts.memory_mb,
+        "local_gb": facts.disk_gb,
+        "vcpus_used": 0,
+        "memory_mb_used": facts.memory_mb_used,
+        "local_gb_used": facts.disk_gb_used,
+        "hypervisor_type": fields.HVType.DOCKER,
+        "hypervisor_version": version_as_int(facts.engine_version),
+        "hypervisor_hostname": nodename,
+        "cpu_info": jsonutils.dumps({"arch": facts.architecture}),
+        "disk_available_least": facts.disk_gb_free,
+        "supported_instances": [
+            (facts.architecture, fields.HVType.DOCKER, fields.VMMode.EXE)
+        ],
+        "numa_topology": None,
+    }
+
+
+def inventory(
+    facts: HostFacts,
+    reserved_cpus: int,
+    reserved_memory_mb: int,
+    reserved_disk_gb: int,
+    ratios: dict[str, float],
+) -> dict[str, dict[str, Any]]:
+    """Placement inventory for VCPU, MEMORY_MB and DISK_GB."""
+    totals = {
+        orc.VCPU: (facts.vcpus, reserved_cpus),
+        orc.MEMORY_MB: (facts.memory_mb, reserved_memory_mb),
+        orc.DISK_GB: (facts.disk_gb, reserved_disk_gb),
+    }
+    result = {}
+    for rc, (total, reserved) in totals.items():
+        if total <= 0:
+            continue
+        result[rc] = {
+            "total": total,
+            "min_unit": 1,
+            "max_unit": total,
+            "step_size": 1,
+            "allocation_ratio": ratios[rc],
+            "reserved": min(reserved, total),
+        }
+    return result
+
+
+def uptime_text(now: float | None = None) -> str:
+    """An ``uptime``-style line, from /proc, without running a command."""
+    with open("/proc/uptime") as f:
+        seconds = int(float(f.read().split()[0]))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    clock = time.strftime("%H:%M:%S", time.localtime(now))
+    loads = ", ".join(f"{load:.2f}" for load in os.getloadavg())
+    return (
+        f" {clock} up {days} days, {hours:2d}:{rest // 60:02d}, load average: {loads}"
+    )

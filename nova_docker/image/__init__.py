@@ -1,0 +1,1 @@
+"""Glance ↔ engine image transfer: streamed loads and snapshots."""

@@ -1,0 +1,199 @@
+"""Glance → engine: make a Glance image available as an engine image.
+
+The download streams through three stages joined by bounded pipes::
+
+    Glance download ──pipe──▶ tarball.retag ──pipe──▶ engine image load
+      (thread)                  (thread)               (calling thread)
+
+so no stage holds more than a few chunks and nothing touches the disk but the
+engine itself.  The loaded image is tagged ``nova-glance:<glance uuid>``; a
+second boot of the same image finds the tag and downloads nothing, and
+concurrent boots of one image share a lock so it is downloaded once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from nova.i18n import _
+from oslo_concurrency import lockutils
+from oslo_log import log as logging
+
+from nova import exception as nova_exception
+from nova_docker import exception
+from nova_docker.engine import client as engine_client
+from nova_docker.engine import naming
+from nova_docker.image import pipe as pipe_mod
+from nova_docker.image import tarball
+
+LOG = logging.getLogger(__name__)
+
+DOCKER_CONTAINER_FORMAT = "docker"
+PIPE_CHUNKS = 16
+
+
+class ImageFetcher:
+    def __init__(self, engine: engine_client.Engine, image_api: Any) -> None:
+        self._engine = engine
+        self._image_api = image_api
+
+    def ensure(self, context: Any, image_meta: Any, instance: Any = None) -> str:
+        """Return the engine ref of ``image_meta``, loading it if needed.
+
+        :raises nova.exception.ImageUnacceptable: the image is not a usable
+            Docker image; the reason says why.
+        """
+        image_id = image_meta.id
+        check_container_format(image_meta)
+        ref = naming.glance_image_ref(image_id)
+        if self._engine.image_exists(ref):
+            return ref
+        with lockutils.lock(f"nova-docker-image-{image_id}"):
+            # Another boot may have loaded it while we waited.
+            if self._engine.image_exists(ref):
+                return ref
+            LOG.info(
+                "Loading Glance image %s into the engine", image_id, instance=instance
+            )
+            self._load(context, image_id, ref, instance)
+        return ref
+
+    def _load(self, context: Any, image_id: str, ref: str, instance: Any) -> None:
+        trusted_certs = getattr(instance, "trusted_certs", None) if instance else None
+        try:
+            load_streamed(
+                lambda sink: self._image_api.download(
+                    context, image_id, data=sink, trusted_certs=trusted_certs
+                ),
+                self._engine,
+                ref,
+            )
+        except exception.InvalidImageTarball as e:
+            self._forget(ref)
+            raise nova_exception.ImageUnacceptable(
+                image_id=image_id, reason=e.format_message()
+            ) from e
+        except exception.EngineError as e:
+            self._forget(ref)
+            raise nova_exception.ImageUnacceptable(
+                image_id=image_id,
+                reason=_("the Docker Engine refused it: %s") % e.format_message(),
+            ) from e
+        except exception.EngineUnavailable as e:
+            # The engine closes the connection when it rejects a load midway;
+            # only if it no longer answers at all is it really unavailable.
+            self._engine.ping()
+            self._forget(ref)
+            raise nova_exception.ImageUnacceptable(
+                image_id=image_id,
+                reason=_("the Docker Engine broke off loading it: %s")
+                % e.format_message(),
+            ) from e
+        except Exception:
+            self._forget(ref)
+            raise
+        if not self._engine.image_exists(ref):
+            raise nova_exception.ImageUnacceptable(
+                image_id=image_id,
+                reason=_("the engine loaded it but reported no image %s") % ref,
+            )
+
+    def _forget(self, ref: str) -> None:
+        """Best-effort removal of a tag a failed load may have left."""
+        try:
+            self._engine.remove_image(ref)
+        except exception.EngineUnavailable:
+            LOG.warning("Could not check for a partial image %s: engine is down", ref)
+
+
+def check_container_format(image_meta: Any) -> None:
+    container_format = (
+        image_meta.container_format
+        if image_meta.obj_attr_is_set("container_format")
+        else None
+    )
+    if container_format != DOCKER_CONTAINER_FORMAT:
+        raise nova_exception.ImageUnacceptable(
+            image_id=image_meta.id,
+            reason=_(
+                "container_format is %(actual)r; nova-docker boots only "
+                "images with container_format 'docker' (the output of "
+                "'docker save')"
+            )
+            % {"actual": container_format},
+        )
+
+
+class _Stage(threading.Thread):
+    """A pipeline stage whose failure is kept for the caller to raise."""
+
+    def __init__(self, name: str, work: Callable[[], None]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = work
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as e:
+            self.error = e
+
+
+def load_streamed(
+    download: Callable[[pipe_mod.Pipe], None],
+    engine: engine_client.Engine,
+    ref: str,
+) -> None:
+    """Run ``download(sink)`` into the engine's image load, tagged ``ref``.
+
+    The first failure along the pipeline is raised: a Glance error before a
+    tarball error before an engine error, since each later stage only sees
+    the earlier one's failure as a truncated stream.
+    """
+    raw = pipe_mod.Pipe(PIPE_CHUNKS)
+    checked = pipe_mod.Pipe(PIPE_CHUNKS)
+    fetcher = _Stage("glance-download", lambda: _produce(download, raw))
+    retagger = _Stage("tarball-retag", lambda: _retag(raw, checked, ref))
+    fetcher.start()
+    retagger.start()
+    load_error = None
+    try:
+        engine.load_image(iter(checked))
+    except BaseException as e:
+        load_error = e
+        checked.abandon()
+    retagger.join()
+    fetcher.join()
+    for error in (fetcher.error, retagger.error, load_error):
+        if error is not None and not isinstance(
+            error, (pipe_mod.PipeClosed, pipe_mod.PipeAborted)
+        ):
+            raise error
+    if load_error is not None:
+        raise load_error
+
+
+def _produce(download: Callable[[pipe_mod.Pipe], None], sink: pipe_mod.Pipe) -> None:
+    try:
+        download(sink)
+    except BaseException as e:
+        sink.abort(e)
+        raise
+    sink.close()
+
+
+def _retag(source: pipe_mod.Pipe, sink: pipe_mod.Pipe, ref: str) -> None:
+    try:
+        tarball.retag(pipe_mod.IteratorReader(source), sink, ref)
+        # Wait for the producer's verdict before ending the stream: Glance
+        # checks signatures only after the last byte, and trailing bytes
+        # after the archive are read (and ignored) here.
+        for _chunk in source:
+            pass
+    except BaseException as e:
+        source.abandon()
+        sink.abort(e)
+        raise
+    sink.close()

@@ -1,0 +1,123 @@
+"""A bounded in-memory pipe between a producer and a consumer thread.
+
+Glance pushes image data into a file-like ``write()``; the engine's image load
+pulls it from an iterator.  A :class:`Pipe` joins the two with a queue of at
+most ``max_chunks`` chunks, so memory stays bounded whatever the image size,
+and either side can give up: a failed producer :meth:`abort`\\ s the stream (the
+consumer then raises instead of seeing a clean end, so a half image is never
+taken for a whole one), a failed consumer :meth:`abandon`\\ s it (the producer's
+next ``write`` raises instead of blocking forever).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable
+from collections.abc import Iterator
+
+_POLL_SECONDS = 0.2
+_EOF = object()
+
+
+class PipeClosed(Exception):
+    """The other side of the pipe has gone away."""
+
+
+class PipeAborted(Exception):
+    """The producer failed; what was read so far is incomplete."""
+
+
+class Pipe:
+    def __init__(self, max_chunks: int = 8) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max_chunks)
+        self._abandoned = threading.Event()
+        self._ended = False
+
+    # -- producer side ----------------------------------------------------
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self._put(bytes(data))
+        return len(data)
+
+    def close(self) -> None:
+        """Signal a clean end of data."""
+        self._put(_EOF)
+
+    def abort(self, error: BaseException) -> None:
+        """Signal that the data is incomplete because of ``error``."""
+        try:
+            self._put(PipeAborted(str(error) or type(error).__name__))
+        except PipeClosed:
+            pass
+
+    def _put(self, item: object) -> None:
+        while True:
+            if self._abandoned.is_set():
+                raise PipeClosed("the reader has gone away")
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    # -- consumer side ----------------------------------------------------
+
+    def abandon(self) -> None:
+        """Stop reading; unblocks and fails the producer."""
+        self._abandoned.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (chunk := self._next_chunk()) is not None:
+            yield chunk
+
+    def _next_chunk(self) -> bytes | None:
+        if self._ended:
+            return None
+        item = self._queue.get()
+        if item is _EOF:
+            self._ended = True
+            return None
+        if isinstance(item, PipeAborted):
+            self._ended = True
+            raise item
+        return item
+
+
+class IteratorReader:
+    """A file-like ``read()`` over an iterator of byte chunks.
+
+    :mod:`tarfile` and Glance's upload want file objects; a :class:`Pipe` and
+    the engine's image save are iterators.  Holds one chunk at a time.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._chunk = b""
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        parts = []
+        wanted = size
+        while size < 0 or wanted > 0:
+            if self._offset >= len(self._chunk):
+                self._chunk, self._offset = next(self._chunks, b""), 0
+                if not self._chunk:
+                    break
+            end = len(self._chunk)
+            if size >= 0:
+                end = min(end, self._offset + wanted)
+                wanted -= end - self._offset
+            parts.append(self._chunk[self._offset : end])
+            self._offset = end
+        return b"".join(parts)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self.read(1 << 20):
+            yield data

@@ -1,0 +1,123 @@
+"""Test helpers shared by every suite that needs a real Docker Engine.
+
+Images are built here from Debian's static busybox: no registry is reachable
+and tests never pull.  Everything a test creates is tracked and removed, by
+name or ID, never by pattern: a demo cloud may be using the same engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import tarfile
+import uuid
+
+import docker
+import pytest
+
+BUSYBOX = "/bin/busybox"
+APPLETS = ("sh", "echo", "sleep", "cat", "ls", "touch", "date", "true", "env", "id")
+# PID 1 gets no default signal handlers, so the image traps TERM itself;
+# otherwise every stop would wait the whole stop timeout.
+DEFAULT_CMD = [
+    "/bin/sh",
+    "-c",
+    "trap 'echo bye; exit 0' TERM; echo hello from nova-docker; "
+    "while :; do sleep 1; done",
+]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def engine_client() -> docker.APIClient:
+    """A client for the local engine; fails under CI, skips elsewhere."""
+    try:
+        client = docker.APIClient(version="auto", timeout=60)
+        client.ping()
+    except Exception as e:
+        if in_ci():
+            raise RuntimeError(f"CI=true but no Docker Engine answers: {e}") from e
+        pytest.skip(f"no Docker Engine answers here ({e}); run 'make test'")
+    return client
+
+
+def rootfs_tar(extra_files: dict[str, bytes] | None = None) -> bytes:
+    """A tiny root filesystem: static busybox and a few applet links."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for directory in ("bin", "tmp", "etc", "root"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = (
+                tarfile.DIRTYPE,
+                0o1777 if directory == "tmp" else 0o755,
+            )
+            tar.addfile(info)
+        tar.add(BUSYBOX, arcname="bin/busybox")
+        for applet in APPLETS:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        for path, content in (extra_files or {}).items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def build_image(
+    client: docker.APIClient,
+    cmd: list[str] | None = DEFAULT_CMD,
+    entrypoint: list[str] | None = None,
+) -> str:
+    """Import a busybox image under a unique test tag; returns the ref."""
+    ref = f"nova-docker-test:{uuid.uuid4().hex[:12]}"
+    changes = []
+    if cmd is not None:
+        changes.append(f"CMD {json.dumps(cmd)}")
+    if entrypoint is not None:
+        changes.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
+    repository, tag = ref.split(":")
+    client.import_image_from_data(
+        rootfs_tar(), repository=repository, tag=tag, changes=changes
+    )
+    return ref
+
+
+def saved(client: docker.APIClient, ref: str) -> bytes:
+    return b"".join(client.get_image(ref))
+
+
+@functools.cache
+def busybox_tarball() -> bytes:
+    """``docker save`` of the default test image, built once per run."""
+    client = engine_client()
+    ref = build_image(client)
+    try:
+        return saved(client, ref)
+    finally:
+        client.remove_image(ref)
+
+
+class Tracker:
+    """Remembers what a test made on the engine and removes exactly that."""
+
+    def __init__(self, client: docker.APIClient) -> None:
+        self.client = client
+        self.images: list[str] = []
+        self.host_labels: list[str] = []
+
+    def cleanup(self) -> None:
+        for host in self.host_labels:
+            for c in self.client.containers(
+                all=True, filters={"label": f"org.openstack.nova.host={host}"}
+            ):
+                self.client.remove_container(c["Id"], force=True, v=True)
+        for ref in self.images:
+            try:
+                self.client.remove_image(ref, force=True)
+            except docker.errors.NotFound:
+                pass
