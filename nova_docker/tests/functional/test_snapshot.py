@@ -1,0 +1,74 @@
+"""Snapshots: container → Glance → a new server that carries the changes."""
+
+from __future__ import annotations
+
+import uuid
+
+from nova import exception as nova_exception
+from nova.compute import task_states
+
+from nova_docker.engine import naming
+from nova_docker.tests import waiting
+from nova_docker.tests.functional import base
+
+# Each boot appends a line to a file in the container's filesystem and prints
+# the file, so a server booted from a snapshot shows its parent's boots too.
+COUNTING_BOOT = (
+    "/bin/sh -c 'echo boot >> /root/boots; cat /root/boots; "
+    'trap "exit 0" TERM; while :; do sleep 1; done\''
+)
+
+
+class SnapshotTestCase(base.DriverTestCase):
+    def setUp(self):
+        super().setUp()
+        self.image = self.make_image(properties={"os_command_line": COUNTING_BOOT})
+        self.instance = self.spawn(self.image)
+        waiting.until(lambda: self.boots(self.instance) == 1)
+        self.task_states = []
+
+    def boots(self, instance) -> int:
+        return self.driver.get_console_output(self.ctxt, instance).count("boot")
+
+    def record_task_state(self, task_state, expected_state=None):
+        self.task_states.append((task_state, expected_state))
+
+    def take_snapshot(self, instance) -> str:
+        snapshot_id = str(uuid.uuid4())
+        self.glance.create(self.ctxt, {"id": snapshot_id, "name": "snap"})
+        self.tracker.images.append(naming.glance_image_ref(snapshot_id))
+        self.driver.snapshot(self.ctxt, instance, snapshot_id, self.record_task_state)
+        return snapshot_id
+
+    def test_snapshot_of_a_running_instance_boots_with_its_changes(self):
+        snapshot_id = self.take_snapshot(self.instance)
+
+        self.assertEqual(
+            [
+                (task_states.IMAGE_PENDING_UPLOAD, None),
+                (task_states.IMAGE_UPLOADING, task_states.IMAGE_PENDING_UPLOAD),
+            ],
+            self.task_states,
+        )
+        snapshot = self.glance.show(self.ctxt, snapshot_id)
+        self.assertEqual("docker", snapshot["container_format"])
+        self.assertEqual("raw", snapshot["disk_format"])
+        self.assertEqual("snap", snapshot["name"])
+        # Only the Glance image remains: the committed tag is gone.
+        self.assert_image_gone(self.image_meta(snapshot_id))
+
+        child = self.spawn(self.image_meta(snapshot_id))
+        waiting.until(lambda: self.boots(child) == 2, "second boot line")
+        self.assertEqual(1, self.glance.downloads[snapshot_id])
+
+    def test_snapshot_of_a_stopped_instance(self):
+        self.driver.power_off(self.instance, timeout=5)
+        snapshot_id = self.take_snapshot(self.instance)
+        child = self.spawn(self.image_meta(snapshot_id))
+        waiting.until(lambda: self.boots(child) == 2, "second boot line")
+
+    def test_snapshot_of_a_missing_instance_is_not_running(self):
+        self.driver.destroy(self.ctxt, self.instance, [])
+        self.assertRaises(
+            nova_exception.InstanceNotRunning, self.take_snapshot, self.instance
+        )
