@@ -28,6 +28,8 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static \
     || missing+=(busybox-static)
 command -v file >/dev/null || missing+=(file)
+# The network functional tests start their own ovs-vswitchd (netdev datapath).
+command -v ovs-vswitchd >/dev/null || missing+=(openvswitch-switch)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"

@@ -1,0 +1,37 @@
+"""Network options of the ``[docker]`` group; registered by ``nova_docker.conf``.
+
+Only the list lives here: this package reads no CONF, the driver passes the
+values to :class:`nova_docker.network.vifs.VifPlugger`.
+"""
+
+from oslo_config import cfg
+
+network_opts = [
+    cfg.StrOpt(
+        "ovs_datapath_type",
+        default="system",
+        choices=[
+            ("system", "The Open vSwitch kernel datapath."),
+            ("netdev", "The userspace datapath, for hosts without the kernel module."),
+        ],
+        help="""
+Open vSwitch datapath type used when Neutron's port binding does not name one.
+
+os-vif (re)sets the integration bridge's ``datapath_type`` on every plug, so
+this must match how the bridge was created.  With ``netdev``, TX checksum
+offload is also turned off on the container's end of each veth pair, since
+the userspace datapath forwards partially checksummed frames unchanged and
+TCP would fail.
+
+Possible values:
+
+* ``system``: the kernel datapath (needs the ``openvswitch`` module).
+* ``netdev``: the userspace datapath, for hosts without that module.
+
+Related options:
+
+* ``[os_vif_ovs] ovsdb_connection``: the OVSDB os-vif talks to.
+* ``[neutron] ovs_bridge``: the integration bridge when Neutron names none.
+""",
+    ),
+]

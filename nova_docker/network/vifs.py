@@ -1,0 +1,230 @@
+"""Plug Neutron VIFs into containers: the service the driver calls.
+
+Each VIF becomes a veth pair.  The host end carries Nova's device name
+(``tap…``) and is handed to os-vif: on the OVS bridge directly
+(``VIFOpenVSwitch``) or on a per-VIF Linux bridge linked to OVS (``VIFBridge``,
+hybrid plug).  The other end moves into the network namespace of the
+container's init process as ``ethN`` and gets the port's MAC, MTU, fixed IPs
+and routes (:mod:`nova_docker.network.plan` decides them).
+
+A restarted container has a new namespace and its old veth pairs are gone;
+plugging again rebuilds them.  Plugging what is plugged and unplugging what
+is gone both succeed.  Every failure is a
+:class:`~nova_docker.network.exception.VifPlugError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+
+import os_vif
+from nova import exception as nova_exception
+from nova.network import model
+from nova.network import os_vif_util
+from os_vif.objects import instance_info as osv_instance
+from os_vif.objects import vif as osv_vif
+from oslo_log import log as logging
+
+import nova_docker.privsep.firewall
+import nova_docker.privsep.netns
+from nova_docker.network import exception
+from nova_docker.network import plan
+
+if TYPE_CHECKING:
+    from nova import objects
+
+LOG = logging.getLogger(__name__)
+
+_NETDEV = "netdev"
+OsvifVif = osv_vif.VIFOpenVSwitch | osv_vif.VIFBridge
+
+
+@contextlib.contextmanager
+def _wrapped(action: str, vif_id: str) -> Iterator[None]:
+    """Turn any failure inside the block into one :class:`VifPlugError`."""
+    try:
+        yield
+    except exception.VifPlugError:
+        raise
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        raise exception.VifPlugError(
+            action=action, vif_id=vif_id, reason=reason
+        ) from exc
+
+
+def _ids(network_info: Iterable[Mapping[str, Any]]) -> str:
+    return ", ".join(str(vif.get("id")) for vif in network_info)
+
+
+def _hydrate(vif: Mapping[str, Any]) -> model.VIF:
+    return vif if isinstance(vif, model.VIF) else model.VIF.hydrate(dict(vif))
+
+
+def _free_ifname(present: Iterable[str]) -> str:
+    taken = set(present)
+    index = 0
+    while plan.ifname(index) in taken:
+        index += 1
+    return plan.ifname(index)
+
+
+class VifPlugger:
+    """Plugs and unplugs an instance's VIFs; holds options, does no I/O.
+
+    :param datapath_type: OVS datapath used when Neutron's binding names
+        none (``[docker] ovs_datapath_type``).
+    """
+
+    def __init__(self, datapath_type: str = "system") -> None:
+        self._datapath_type = datapath_type
+
+    def plug(
+        self,
+        instance: objects.Instance,
+        network_info: Sequence[Mapping[str, Any]],
+        netns_pid: int,
+        search: Sequence[str] = (),
+    ) -> plan.NetworkPlan:
+        """Plug every VIF into the netns of ``netns_pid`` as eth0, eth1, ….
+
+        Returns the plan; its ``resolv_conf()`` is for the driver to place.
+        """
+        with _wrapped("plan", _ids(network_info)):
+            vifs = [_hydrate(vif) for vif in network_info]
+            net_plan = plan.build(vifs, search)
+        for vif, link in zip(vifs, net_plan.links, strict=True):
+            self._plug(instance, vif, link, netns_pid)
+        return net_plan
+
+    def plug_one(
+        self,
+        instance: objects.Instance,
+        vif: Mapping[str, Any],
+        netns_pid: int,
+        ifname: str | None = None,
+    ) -> plan.LinkPlan:
+        """Attach one VIF to a running container.
+
+        Without ``ifname`` the VIF keeps the name it already has there, or
+        takes the lowest free ``ethN``; it gets default routes only as eth0.
+        """
+        with _wrapped("plug", _ids([vif])):
+            vif = _hydrate(vif)
+            present = nova_docker.privsep.netns.link_addresses(netns_pid)
+            mac = str(vif["address"]).lower()
+            mine = [name for name, addr in present.items() if addr == mac]
+            name = ifname or (mine[0] if mine else _free_ifname(present))
+            defaults = (4, 6) if name == plan.ifname(0) else ()
+            link = plan.link_plan(vif, name, defaults)
+        self._plug(instance, vif, link, netns_pid)
+        return link
+
+    def unplug(
+        self, instance: objects.Instance, network_info: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Unplug every VIF; the container may be running, stopped or gone.
+
+        Every VIF is tried; the first failure is raised afterwards.
+        """
+        errors: list[exception.VifPlugError] = []
+        for vif in network_info:
+            try:
+                self.unplug_one(instance, vif)
+            except exception.VifPlugError as exc:
+                LOG.warning("%s", exc, instance=instance)
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def unplug_one(self, instance: objects.Instance, vif: Mapping[str, Any]) -> None:
+        """Remove every host device of one VIF, and with it ``ethN``.
+
+        A VIF os-vif cannot describe (binding failed, unbound) still loses
+        the devices named after its id, so destroy always cleans up.
+        """
+        with _wrapped("unplug", _ids([vif])):
+            vif = _hydrate(vif)
+            devices = plan.host_devices(vif["id"], vif.get("devname"))
+            osvif = self._to_osvif(vif)
+            if osvif is None or isinstance(osvif, osv_vif.VIFBridge):
+                nova_docker.privsep.firewall.revoke_bridged(devices.bridge)
+            nova_docker.privsep.netns.delete_link(devices.tap)
+            if osvif is not None:
+                info = os_vif_util.nova_to_osvif_instance(instance)
+                os_vif.unplug(osvif, info)
+        LOG.debug("Unplugged VIF %s", vif["id"], instance=instance)
+
+    def _plug(
+        self, instance: objects.Instance, vif: model.VIF, link: plan.LinkPlan, pid: int
+    ) -> None:
+        with _wrapped("plug", link.vif_id):
+            osvif = self._to_osvif(vif)
+            if osvif is None:
+                raise TypeError(f"VIF type {vif['type']} is not supported")
+            info = os_vif_util.nova_to_osvif_instance(instance)
+            present = nova_docker.privsep.netns.link_addresses(pid)
+            if present.get(link.ifname) != link.mac:
+                self._create_link(osvif, info, link, pid, present)
+            nova_docker.privsep.netns.configure_link(
+                pid,
+                link.ifname,
+                link.mac,
+                link.mtu,
+                [f"{a.ip}/{a.prefixlen}" for a in link.addresses],
+                [(r.dst, r.gateway) for r in link.routes],
+            )
+            os_vif.plug(osvif, info)
+            if isinstance(osvif, osv_vif.VIFBridge):
+                nova_docker.privsep.netns.add_bridge_port(
+                    osvif.bridge_name, link.host.tap
+                )
+                nova_docker.privsep.firewall.allow_bridged(osvif.bridge_name)
+        LOG.debug("Plugged VIF %s as %s", vif["id"], link.ifname, instance=instance)
+
+    def _create_link(
+        self,
+        osvif: OsvifVif,
+        info: osv_instance.InstanceInfo,
+        link: plan.LinkPlan,
+        pid: int,
+        present: Mapping[str, str],
+    ) -> None:
+        if link.ifname in present:
+            raise ValueError(f"{link.ifname} in the container is another port's")
+        if isinstance(osvif, osv_vif.VIFOpenVSwitch):
+            # The old tap died with the old namespace; the userspace datapath
+            # never reopens a device of the same name, so drop the port and
+            # let os-vif add it again below.
+            os_vif.unplug(osvif, info)
+        nova_docker.privsep.netns.create_veth(
+            link.host.tap,
+            link.host.peer,
+            link.mtu,
+            osvif.port_profile.datapath_type != _NETDEV,
+        )
+        nova_docker.privsep.netns.move_to_netns(link.host.peer, pid, link.ifname)
+
+    def _to_osvif(self, vif: model.VIF) -> OsvifVif | None:
+        """The os-vif object for ``vif``; None when it is not an OVS one."""
+        os_vif.initialize()
+        try:
+            osvif = os_vif_util.nova_to_osvif_vif(vif)
+        except nova_exception.NovaException:
+            # e.g. "Linux bridge VIF type is no longer supported"
+            return None
+        if not isinstance(osvif, osv_vif.VIFOpenVSwitch | osv_vif.VIFBridge):
+            return None
+        profile = osvif.port_profile
+        if not profile.obj_attr_is_set("datapath_type") or not profile.datapath_type:
+            profile.datapath_type = self._datapath_type
+        if isinstance(osvif, osv_vif.VIFOpenVSwitch):
+            # libvirt creates the OVS port of a VM; nothing does for us.
+            profile.create_port = True
+        return osvif

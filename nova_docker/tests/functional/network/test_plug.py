@@ -1,0 +1,226 @@
+"""Plug real containers into a real (userspace) Open vSwitch through os-vif.
+
+Two busybox containers on one test network must reach each other (ping and
+TCP, both ways) directly on OVS and through hybrid-plug bridges, again after
+a restart gives one of them a new namespace, and leave nothing behind once
+unplugged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+from nova import objects
+from nova.network import model
+from pyroute2 import IPRoute
+
+import nova_docker.privsep.netns
+from nova_docker.network import exception
+from nova_docker.network import plan
+from nova_docker.network import vifs
+from nova_docker.tests.functional.network import support
+
+SUBNET4 = "10.250.7.0/24"
+SUBNET6 = "fdd7:250:7::/64"
+_ports = itertools.count(18080)
+
+
+def make_vif(index: int, hybrid: bool, datapath: str | None) -> model.VIF:
+    vif_id = support.new_vif_id()
+    details = {"port_filter": True, "ovs_hybrid_plug": hybrid}
+    if datapath:
+        details["datapath_type"] = datapath
+    subnets = [
+        model.Subnet(
+            cidr=SUBNET4,
+            gateway=model.IP("10.250.7.1", type="gateway"),
+            dns=[model.IP("10.250.7.53", type="dns")],
+            ips=[model.FixedIP(address=f"10.250.7.{10 + index}")],
+        ),
+        model.Subnet(
+            cidr=SUBNET6,
+            gateway=model.IP("fdd7:250:7::1", type="gateway"),
+            ips=[model.FixedIP(address=f"fdd7:250:7::{10 + index}")],
+        ),
+    ]
+    network = model.Network(
+        id=str(uuid.uuid4()),
+        bridge=support.BRIDGE,
+        label="ndt",
+        subnets=subnets,
+        mtu=1450,
+    )
+    return model.VIF(
+        id=vif_id,
+        address=f"fa:16:3e:d7:00:{index:02x}",
+        network=network,
+        type="ovs",
+        details=details,
+        devname=("tap" + vif_id)[:14],
+        ovs_interfaceid=vif_id,
+        active=True,
+    )
+
+
+def make_instance(index: int) -> objects.Instance:
+    return objects.Instance(id=index, uuid=str(uuid.uuid4()), project_id="ndt")
+
+
+def pid_of(container: docker.models.containers.Container) -> int:
+    container.reload()
+    return int(container.attrs["State"]["Pid"])
+
+
+def reaches_by_ping(src, address: str) -> bool:
+    applet = "ping6" if ":" in address else "ping"
+    for _ in range(10):
+        code, _out = src.exec_run([applet, "-c", "1", "-W", "1", address])
+        if code == 0:
+            return True
+    return False
+
+
+def reaches_by_tcp(server, client, address: str) -> bool:
+    port = str(next(_ports))
+    server.exec_run(["nc", "-l", "-p", port, "-e", "echo", "ndt-hello"], detach=True)
+    for _ in range(20):
+        _code, out = client.exec_run(["nc", "-w", "2", address, port])
+        if b"ndt-hello" in out:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def assert_connected(one, two, ip_one: str, ip_two: str) -> None:
+    assert reaches_by_ping(one, ip_two)
+    assert reaches_by_ping(two, ip_one)
+    assert reaches_by_tcp(two, one, ip_two)
+    assert reaches_by_tcp(one, two, ip_one)
+
+
+def host_links() -> set[str]:
+    with IPRoute() as ipr:
+        return {link.get("ifname") for link in ipr.get_links()}
+
+
+def forward_rules() -> str:
+    return "".join(
+        subprocess.run(
+            [binary, "-w", "-S", "FORWARD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for binary in ("iptables", "ip6tables")
+    )
+
+
+def leftovers(vif: model.VIF, ovs: support.Ovs) -> list[str]:
+    devices = plan.host_devices(vif["id"], vif["devname"])
+    names = {devices.tap, devices.peer, devices.bridge, devices.qvb, devices.qvo}
+    found = sorted(names & host_links())
+    found += [p for p in ovs.vsctl("list-ports", support.BRIDGE).split() if p]
+    if f"nova-docker {devices.bridge}" in forward_rules():
+        found.append(f"FORWARD rule for {devices.bridge}")
+    return found
+
+
+@pytest.fixture
+def plugged(osvif: None) -> Iterator[list[tuple[vifs.VifPlugger, object, list]]]:
+    """Records what a test plugged; unplugs it all whatever happens."""
+    made: list[tuple[vifs.VifPlugger, object, list]] = []
+    yield made
+    for plugger, instance, network_info in made:
+        plugger.unplug(instance, network_info)
+
+
+@pytest.mark.parametrize(
+    ("hybrid", "details_datapath"),
+    [(False, None), (True, "netdev")],
+    ids=["ovs", "hybrid"],
+)
+def test_two_containers_talk_survive_restart_and_leave_nothing(
+    containers, ovs, plugged, hybrid, details_datapath
+):
+    # Neutron's binding names the datapath in one case; the option in the other.
+    plugger = vifs.VifPlugger(datapath_type="netdev")
+    one, two = containers(), containers()
+    vif_one, vif_two = make_vif(1, hybrid, details_datapath), make_vif(2, hybrid, None)
+    inst_one, inst_two = make_instance(1), make_instance(2)
+    plugged += [(plugger, inst_one, [vif_one]), (plugger, inst_two, [vif_two])]
+
+    net_plan = plugger.plug(inst_one, [vif_one], pid_of(one), search=["ndt.test"])
+    plugger.plug(inst_two, [vif_two], pid_of(two))
+
+    assert net_plan.resolv_conf() == "nameserver 10.250.7.53\nsearch ndt.test\n"
+    _code, routes = one.exec_run(["ip", "route"])
+    assert b"default via 10.250.7.1 dev eth0" in routes
+    _code, link = one.exec_run(["ip", "link", "show", "eth0"])
+    assert b"mtu 1450" in link and b"fa:16:3e:d7:00:01" in link
+    assert_connected(one, two, "10.250.7.11", "10.250.7.12")
+    assert reaches_by_ping(one, "fdd7:250:7::12")
+    assert reaches_by_ping(two, "fdd7:250:7::11")
+
+    # Plugging again changes nothing.
+    plugger.plug(inst_two, [vif_two], pid_of(two))
+    assert_connected(one, two, "10.250.7.11", "10.250.7.12")
+
+    # A restart means a new namespace and no veth; plugging rebuilds it.
+    one.restart(timeout=5)
+    plugger.plug(inst_one, [vif_one], pid_of(one))
+    assert_connected(one, two, "10.250.7.11", "10.250.7.12")
+
+    plugger.unplug(inst_one, [vif_one])
+    plugger.unplug(inst_two, [vif_two])
+    assert leftovers(vif_one, ovs) == []
+    assert leftovers(vif_two, ovs) == []
+    assert set(nova_docker.privsep.netns.link_addresses(pid_of(two))) == {"lo"}
+
+    # Unplugging what is gone is fine.
+    plugger.unplug(inst_one, [vif_one])
+
+
+def test_attach_takes_the_next_free_name_and_detach_removes_it(
+    containers, ovs, plugged
+):
+    plugger = vifs.VifPlugger(datapath_type="netdev")
+    one = containers()
+    first, second = make_vif(3, False, None), make_vif(4, False, None)
+    instance = make_instance(3)
+    plugged.append((plugger, instance, [first, second]))
+    plugger.plug(instance, [first], pid_of(one))
+
+    link = plugger.plug_one(instance, second, pid_of(one))
+    again = plugger.plug_one(instance, second, pid_of(one))
+
+    assert link.ifname == again.ifname == "eth1"
+    assert not any(r.is_default for r in link.routes)
+    assert set(nova_docker.privsep.netns.link_addresses(pid_of(one))) == {
+        "lo",
+        "eth0",
+        "eth1",
+    }
+    plugger.unplug_one(instance, second)
+    assert set(nova_docker.privsep.netns.link_addresses(pid_of(one))) == {
+        "lo",
+        "eth0",
+    }
+    assert leftovers(second, ovs) == [plan.host_devices(first["id"]).tap]
+
+
+def test_plug_into_a_vanished_process_raises_vif_plug_error(containers, ovs, plugged):
+    plugger = vifs.VifPlugger(datapath_type="netdev")
+    one = containers()
+    pid = pid_of(one)
+    one.remove(force=True)
+    vif, instance = make_vif(5, False, None), make_instance(5)
+    plugged.append((plugger, instance, [vif]))
+
+    with pytest.raises(exception.VifPlugError, match=vif["id"]):
+        plugger.plug(instance, [vif], pid)

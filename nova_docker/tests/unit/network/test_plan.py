@@ -1,0 +1,150 @@
+"""network_info → link plan: names, addresses, the one default route, DNS."""
+
+from __future__ import annotations
+
+import json
+
+from nova.network import model
+
+from nova_docker.network import plan
+from nova_docker.tests.unit.network import fakes
+
+
+def defaults(link: plan.LinkPlan) -> list[plan.Route]:
+    return [r for r in link.routes if r.is_default]
+
+
+def test_dual_stack_port_gets_both_addresses_with_prefix_lengths():
+    link = plan.build([fakes.dual_stack()]).links[0]
+
+    assert link.addresses == (
+        plan.Address("10.0.0.5", 24, 4),
+        plan.Address("fd00:1::5", 64, 6),
+    )
+
+
+def test_first_port_carries_the_only_default_route_per_family():
+    first = fakes.dual_stack()
+    second = fakes.dual_stack(fakes.OTHER_ID, mac="fa:16:3e:00:00:02")
+
+    eth0, eth1 = plan.build([first, second]).links
+
+    assert defaults(eth0) == [
+        plan.Route("0.0.0.0/0", "10.0.0.1", 4),
+        plan.Route("::/0", "fd00:1::1", 6),
+    ]
+    assert defaults(eth1) == []
+
+
+def test_default_of_a_family_comes_from_the_first_port_that_has_a_gateway():
+    v6_only = fakes.vif([fakes.subnet("fd00:2::/64", ["fd00:2::5"], "fd00:2::1")])
+    v4 = fakes.vif(
+        [fakes.subnet("10.1.0.0/24", ["10.1.0.5"], "10.1.0.1")],
+        vif_id=fakes.OTHER_ID,
+    )
+
+    eth0, eth1 = plan.build([v6_only, v4]).links
+
+    assert defaults(eth0) == [plan.Route("::/0", "fd00:2::1", 6)]
+    assert defaults(eth1) == [plan.Route("0.0.0.0/0", "10.1.0.1", 4)]
+
+
+def test_host_routes_are_kept_but_a_default_host_route_is_not():
+    routed = fakes.vif(
+        [
+            fakes.subnet(
+                "10.2.0.0/24",
+                ["10.2.0.5"],
+                routes=[("192.168.0.0/16", "10.2.0.254"), ("0.0.0.0/0", "10.2.0.9")],
+            )
+        ],
+        vif_id=fakes.OTHER_ID,
+    )
+
+    eth0, eth1 = plan.build([fakes.dual_stack(), routed]).links
+
+    assert eth1.routes == (plan.Route("192.168.0.0/16", "10.2.0.254", 4),)
+    assert len(defaults(eth0)) == 2
+
+
+def test_port_without_gateway_gets_no_default_route():
+    isolated = fakes.vif([fakes.subnet("10.3.0.0/24", ["10.3.0.5"])])
+
+    assert plan.build([isolated]).links[0].routes == ()
+
+
+def test_mtu_comes_from_the_network_and_is_optional():
+    with_mtu = fakes.dual_stack()
+    without = fakes.vif([fakes.subnet("10.3.0.0/24", ["10.3.0.5"])], mtu=None)
+
+    assert plan.build([with_mtu]).links[0].mtu == 1450
+    assert plan.build([without]).links[0].mtu is None
+
+
+def test_interfaces_are_named_in_network_info_order_with_lower_case_macs():
+    first = fakes.dual_stack()
+    second = fakes.dual_stack(fakes.OTHER_ID, mac="FA:16:3E:00:00:02")
+
+    links = plan.build([first, second]).links
+
+    assert [(x.ifname, x.mac) for x in links] == [
+        ("eth0", "fa:16:3e:00:00:01"),
+        ("eth1", "fa:16:3e:00:00:02"),
+    ]
+
+
+def test_host_devices_follow_nova_and_os_vif_names():
+    devices = plan.build([fakes.dual_stack()]).links[0].host
+
+    assert devices == plan.HostDevices(
+        tap="tap0dd7a1b2-c3",
+        peer="ns0dd7a1b2-c3",
+        bridge="qbr0dd7a1b2-c3",
+        qvb="qvb0dd7a1b2-c3",
+        qvo="qvo0dd7a1b2-c3",
+    )
+
+
+def test_tap_name_is_derived_from_the_id_when_neutron_gave_no_devname():
+    assert plan.host_devices(fakes.VIF_ID).tap == "tap0dd7a1b2-c3"
+    assert plan.host_devices(fakes.VIF_ID, "tapcustom").tap == "tapcustom"
+
+
+def test_resolv_conf_lists_every_subnets_servers_once_and_the_search_domain():
+    first = fakes.dual_stack()
+    second = fakes.dual_stack(fakes.OTHER_ID)
+
+    net_plan = plan.build([first, second], search=["example.org", ""])
+
+    assert net_plan.nameservers == ("10.0.0.2", "fd00:1::2")
+    assert net_plan.resolv_conf() == (
+        "nameserver 10.0.0.2\nnameserver fd00:1::2\nsearch example.org\n"
+    )
+
+
+def test_resolv_conf_is_empty_without_dns_servers_or_domains():
+    isolated = fakes.vif([fakes.subnet("10.3.0.0/24", ["10.3.0.5"])])
+
+    assert plan.build([isolated]).resolv_conf() == ""
+
+
+def test_network_info_as_plain_json_dicts_plans_the_same():
+    info = model.NetworkInfo([fakes.dual_stack()])
+    as_dicts = json.loads(info.json())
+
+    assert plan.build(as_dicts) == plan.build(info)
+
+
+def test_vif_without_network_gets_a_bare_link():
+    bare = model.VIF(id=fakes.VIF_ID, address="fa:16:3e:00:00:09", type="ovs")
+
+    link = plan.build([bare]).links[0]
+
+    assert (link.addresses, link.routes, link.mtu) == ((), (), None)
+
+
+def test_link_plan_for_an_attached_port_can_skip_defaults():
+    link = plan.link_plan(fakes.dual_stack(), "eth3", default_families=())
+
+    assert link.ifname == "eth3"
+    assert defaults(link) == []
