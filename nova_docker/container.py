@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from nova import exception as nova_exception
 from nova.compute import power_state
 from oslo_log import log as logging
 
-from nova import exception as nova_exception
 from nova_docker import exception
 from nova_docker import inject
 from nova_docker.engine import client as engine_client

@@ -10,16 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import nova.conf
+from nova import exception as nova_exception
 from nova.compute import utils as compute_utils
 from nova.i18n import _
 from nova.image import glance
-from oslo_log import log as logging
-from oslo_utils import excutils
-
-from nova import exception as nova_exception
 from nova.virt import driver
 from nova.virt import hardware
 from nova.virt import node
+from oslo_log import log as logging
+from oslo_utils import excutils
+
 from nova_docker import conf as docker_conf
 from nova_docker import container
 from nova_docker import exception

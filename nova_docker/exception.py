@@ -4,9 +4,8 @@ Engine errors become these (or Nova's own exceptions) in exactly one place,
 :mod:`nova_docker.engine.client`; nothing above the engine sees ``docker``.
 """
 
-from nova.i18n import _
-
 from nova import exception
+from nova.i18n import _
 
 
 class EngineUnavailable(exception.HypervisorUnavailable):

@@ -12,9 +12,8 @@ import posixpath
 import tarfile
 from collections.abc import Iterable
 
-from nova.i18n import _
-
 from nova import exception as nova_exception
+from nova.i18n import _
 
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 

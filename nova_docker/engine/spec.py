@@ -13,9 +13,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from nova.i18n import _
-
 from nova import exception as nova_exception
+from nova.i18n import _
 
 CPU_PERIOD_US = 100_000
 CPU_SHARES_PER_VCPU = 1024

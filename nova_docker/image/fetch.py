@@ -17,11 +17,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from nova import exception as nova_exception
 from nova.i18n import _
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
-from nova import exception as nova_exception
 from nova_docker import exception
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
@@ -187,11 +187,6 @@ def _produce(download: Callable[[pipe_mod.Pipe], None], sink: pipe_mod.Pipe) -> 
 def _retag(source: pipe_mod.Pipe, sink: pipe_mod.Pipe, ref: str) -> None:
     try:
         tarball.retag(pipe_mod.IteratorReader(source), sink, ref)
-        # Wait for the producer's verdict before ending the stream: Glance
-        # checks signatures only after the last byte, and trailing bytes
-        # after the archive are read (and ignored) here.
-        for _chunk in source:
-            pass
     except BaseException as e:
         source.abandon()
         sink.abort(e)

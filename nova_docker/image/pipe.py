@@ -107,9 +107,11 @@ class IteratorReader:
         wanted = size
         while size < 0 or wanted > 0:
             if self._offset >= len(self._chunk):
-                self._chunk, self._offset = next(self._chunks, b""), 0
-                if not self._chunk:
+                chunk = next(self._chunks, None)
+                if chunk is None:
                     break
+                self._chunk, self._offset = chunk, 0
+                continue
             end = len(self._chunk)
             if size >= 0:
                 end = min(end, self._offset + wanted)

@@ -27,6 +27,8 @@ METADATA_MAX_BYTES = 1 << 20
 # Annotations through which a containerd-backed engine names loaded images.
 _NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
 _STREAM_BUFFER = 1 << 20
+# A tar archive ends with two zero blocks.
+_END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
 
 
 def retag(source: BinaryIO, target: BinaryIO, ref: str) -> None:
@@ -45,15 +47,18 @@ def retag(source: BinaryIO, target: BinaryIO, ref: str) -> None:
 
 
 def _copy(source: BinaryIO, target: BinaryIO, ref: str) -> None:
+    counted = _CountingReader(source)
     seen: set[str] = set()
     manifest = None
+    archive_end = 0
     with (
-        tarfile.open(fileobj=source, mode="r|", bufsize=_STREAM_BUFFER) as tin,
+        tarfile.open(fileobj=counted, mode="r|", bufsize=_STREAM_BUFFER) as tin,
         tarfile.open(fileobj=target, mode="w|", bufsize=_STREAM_BUFFER) as tout,
     ):
         for member in tin:
             name = _safe_name(member)
             seen.add(name)
+            archive_end = member.offset_data + _padded(member.size)
             if name == LEGACY_TAGS:
                 continue
             if name == MANIFEST:
@@ -66,11 +71,38 @@ def _copy(source: BinaryIO, target: BinaryIO, ref: str) -> None:
                 tout.addfile(member, tin.extractfile(member))
             else:
                 tout.addfile(member)
+        # Read to the very end before finishing the copy: the producer may
+        # still fail (Glance verifies signatures after the last byte), and
+        # only the total length tells a clean end from a cut at a header.
+        counted.drain()
+        if counted.total < archive_end + _END_OF_ARCHIVE:
+            raise InvalidImageTarball(
+                reason="the image data is truncated: the archive has no end marker"
+            )
         if manifest is None:
             raise InvalidImageTarball(
                 reason="not a docker save tarball: it has no manifest.json"
             )
         _check_complete(manifest, seen)
+
+
+class _CountingReader:
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self.total = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.total += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_STREAM_BUFFER):
+            pass
+
+
+def _padded(size: int) -> int:
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
 
 def _safe_name(member: tarfile.TarInfo) -> str:

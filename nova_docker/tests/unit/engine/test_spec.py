@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+from nova import exception as nova_exception
+
+from nova_docker.engine import spec
+
+
+def make_spec(**overrides) -> spec.ContainerSpec:
+    values = dict(
+        name="nova-x",
+        image="nova-glance:x",
+        hostname="h",
+        labels={"a": "b"},
+        memory_bytes=64 * 1024 * 1024,
+        vcpus=2,
+        pids_limit=100,
+    )
+    values.update(overrides)
+    return spec.ContainerSpec(**values)
+
+
+def test_vcpus_become_a_cfs_quota_and_memory_a_cap_without_swap():
+    host = make_spec().host_config_kwargs()
+    assert host["cpu_quota"] == 200_000
+    assert host["cpu_period"] == 100_000
+    assert host["cpu_shares"] == 2048
+    assert host["mem_limit"] == host["memswap_limit"] == 64 * 1024 * 1024
+
+
+def test_defaults_are_unprivileged_networkless_and_never_restarted():
+    host = make_spec().host_config_kwargs()
+    assert host["privileged"] is False
+    assert host["security_opt"] == ["no-new-privileges:true"]
+    assert host["network_mode"] == "none"
+    assert host["restart_policy"] == {"Name": "no"}
+    assert host["cap_drop"] is None
+    assert host["log_config"]["Config"] == {"max-size": "10m", "max-file": "2"}
+
+
+def test_create_kwargs_keep_command_none_for_the_image_default():
+    kwargs = make_spec().create_kwargs()
+    assert kwargs["command"] is None
+    assert kwargs["labels"] == {"a": "b"}
+    assert make_spec(command=("a", "b")).create_kwargs()["command"] == ["a", "b"]
+
+
+def test_os_command_line_is_split_like_a_shell():
+    assert spec.command_for("img", "sh -c 'echo hi there'", {}) == (
+        "sh",
+        "-c",
+        "echo hi there",
+    )
+
+
+def test_unparseable_os_command_line_is_refused():
+    with pytest.raises(nova_exception.ImageUnacceptable, match="cannot be parsed"):
+        spec.command_for("img", "sh -c 'unterminated", {"Cmd": ["x"]})
+
+
+def test_image_without_cmd_or_entrypoint_is_refused():
+    with pytest.raises(nova_exception.ImageUnacceptable, match="neither CMD"):
+        spec.command_for("img", None, {"Cmd": None, "Entrypoint": None})
+
+
+def test_image_command_is_kept_when_not_overridden():
+    assert spec.command_for("img", None, {"Cmd": ["sh"]}) is None
+    assert spec.command_for("img", "", {"Entrypoint": ["init"]}) is None
+
+
+def test_metadata_keys_that_are_not_variable_names_are_skipped():
+    env, skipped = spec.environment_from_metadata(
+        {"GOOD_1": "x", "1bad": "y", "with-dash": "z", "_ok": 5}
+    )
+    assert env == {"GOOD_1": "x", "_ok": "5"}
+    assert skipped == ["1bad", "with-dash"]
+
+
+def test_privileged_needs_both_the_flavor_and_the_operator():
+    assert spec.privileged_requested({}, allowed=False) is False
+    assert spec.privileged_requested({"docker:privileged": "true"}, True) is True
+    with pytest.raises(nova_exception.InvalidInput, match="allow_privileged"):
+        spec.privileged_requested({"docker:privileged": "True"}, allowed=False)
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "many"])
+def test_pids_limit_extra_spec_must_be_positive(raw):
+    with pytest.raises(nova_exception.InvalidInput, match="positive integer"):
+        spec.pids_limit_for({"docker:pids_limit": raw}, 10)
+
+
+def test_pids_limit_extra_spec_overrides_the_default():
+    assert spec.pids_limit_for({}, 10) == 10
+    assert spec.pids_limit_for({"docker:pids_limit": "25"}, 10) == 25
+
+
+def test_hostname_is_cut_to_63_characters_and_falls_back():
+    assert spec.hostname_for("a" * 70, "nova-x") == "a" * 63
+    assert spec.hostname_for(None, "nova-x") == "nova-x"
+    assert spec.hostname_for("web-", "nova-x") == "web"

@@ -1,0 +1,33 @@
+"""The [docker] options: registration and the generated sample."""
+
+import pathlib
+import subprocess
+import sys
+
+from oslo_config import cfg
+
+from nova_docker import conf
+
+SAMPLE = pathlib.Path(__file__).parents[3] / "etc" / "nova-docker.conf.sample"
+
+
+def test_options_register_on_a_config_object_and_have_help():
+    config = cfg.ConfigOpts()
+    conf.register_opts(config)
+    config([])
+    assert config.docker.api_url == "unix:///var/run/docker.sock"
+    assert config.docker.tls_verify is True
+    assert config.docker.allow_privileged is False
+    for _group, opts in conf.list_opts():
+        for opt in opts:
+            assert opt.help and len(opt.help.strip()) > 20, opt.name
+
+
+def test_generated_sample_is_up_to_date():
+    generated = subprocess.run(
+        [sys.executable, "-m", "oslo_config.generator", "--namespace", "nova_docker"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert SAMPLE.read_text() == generated, "run 'make genconfig'"

@@ -1,0 +1,55 @@
+import os_resource_classes as orc
+import pytest
+
+from nova_docker import host
+
+FACTS = host.HostFacts(
+    vcpus=4,
+    memory_mb=8192,
+    memory_mb_used=1000,
+    disk_gb=100,
+    disk_gb_used=40,
+    disk_gb_free=60,
+    engine_version="20.10.24+dfsg1",
+    architecture="x86_64",
+)
+RATIOS = {orc.VCPU: 16.0, orc.MEMORY_MB: 1.5, orc.DISK_GB: 1.0}
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("20.10.24+dfsg1", 20_010_024),
+        ("28.2.2", 28_002_002),
+        ("27.0", 27_000_000),
+        ("dev", 0),
+    ],
+)
+def test_engine_version_as_nova_integer(version, expected):
+    assert host.version_as_int(version) == expected
+
+
+def test_inventory_applies_reserved_and_ratios():
+    inventory = host.inventory(FACTS, 1, 512, 5, RATIOS)
+    assert inventory[orc.VCPU] == {
+        "total": 4,
+        "min_unit": 1,
+        "max_unit": 4,
+        "step_size": 1,
+        "allocation_ratio": 16.0,
+        "reserved": 1,
+    }
+    assert inventory[orc.MEMORY_MB]["reserved"] == 512
+    assert inventory[orc.DISK_GB]["total"] == 100
+
+
+def test_reserved_never_exceeds_total():
+    assert host.inventory(FACTS, 10, 0, 0, RATIOS)[orc.VCPU]["reserved"] == 4
+
+
+def test_available_resource_says_docker_and_exe():
+    resources = host.available_resource(FACTS, "node-1")
+    assert resources["hypervisor_type"] == "docker"
+    assert resources["hypervisor_version"] == 20_010_024
+    assert resources["supported_instances"] == [("x86_64", "docker", "exe")]
+    assert resources["disk_available_least"] == 60
