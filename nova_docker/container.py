@@ -50,9 +50,10 @@ class Containers:
         image_ref: str,
         image_meta: Any,
         injected_files: Iterable[tuple[str, bytes | str]],
+        nameservers: tuple[str, ...] = (),
     ) -> str:
         """Create (not start) the instance's container; returns its name."""
-        spec = self.spec_for(instance, image_ref, image_meta)
+        spec = self.spec_for(instance, image_ref, image_meta, nameservers)
         # A container of this name can only be a leftover of an earlier,
         # interrupted spawn of this same instance.
         if self._engine.remove_container(spec.name):
@@ -65,7 +66,11 @@ class Containers:
         return spec.name
 
     def spec_for(
-        self, instance: Any, image_ref: str, image_meta: Any
+        self,
+        instance: Any,
+        image_ref: str,
+        image_meta: Any,
+        nameservers: tuple[str, ...] = (),
     ) -> spec_mod.ContainerSpec:
         opts = self._options.spec
         flavor = instance.flavor
@@ -106,6 +111,7 @@ class Containers:
             cap_drop=opts.cap_drop,
             log_max_size=opts.log_max_size,
             log_max_files=opts.log_max_files,
+            nameservers=nameservers,
         )
 
     # -- power ------------------------------------------------------------
@@ -119,6 +125,13 @@ class Containers:
             return self._engine.inspect_container(naming.container_name(instance.uuid))
         except exception.ContainerNotFound as e:
             raise nova_exception.InstanceNotFound(instance_id=instance.uuid) from e
+
+    def pid(self, instance: Any) -> int:
+        """The container's init PID; 0 when it is not running."""
+        container_state = self.inspect(instance)["State"]
+        if state.power_state_of(container_state) != power_state.RUNNING:
+            return 0
+        return int(container_state.get("Pid") or 0)
 
     def start(self, instance: Any) -> None:
         self._engine.start(naming.container_name(instance.uuid))

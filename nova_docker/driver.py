@@ -29,6 +29,9 @@ from nova_docker.engine import naming
 from nova_docker.engine import spec as spec_mod
 from nova_docker.image import fetch
 from nova_docker.image import snapshot
+from nova_docker.network import exception as network_exception
+from nova_docker.network import service as network_service
+from nova_docker.network import vifs
 
 LOG = logging.getLogger(__name__)
 CONF = nova.conf.CONF
@@ -49,6 +52,9 @@ class DockerDriver(driver.ComputeDriver):
         self._engine = engine_client.Engine(engine_settings(CONF.docker))
         self._containers = container.Containers(
             self._engine, CONF.host, container_options(CONF.docker)
+        )
+        self._networks = network_service.InstanceNetworks(
+            vifs.VifPlugger(CONF.docker.ovs_datapath_type), self._containers.pid
         )
         image_api = glance.API()
         self._fetcher = fetch.ImageFetcher(self._engine, image_api)
@@ -138,20 +144,44 @@ class DockerDriver(driver.ComputeDriver):
     ) -> None:
         image_ref = self._fetcher.ensure(context, image_meta, instance)
         try:
-            self._containers.create(instance, image_ref, image_meta, injected_files)
-            _warn_unplugged(instance, network_info)
+            self._containers.create(
+                instance,
+                image_ref,
+                image_meta,
+                injected_files,
+                network_service.nameservers(network_info),
+            )
             if power_on:
-                self._start_new(instance)
+                self._start_new(instance, network_info)
         except Exception:
             with excutils.save_and_reraise_exception():
-                self._containers.destroy(instance)
+                self._teardown(instance, network_info)
         LOG.info(
             "Spawned container %s",
             naming.container_name(instance.uuid),
             instance=instance,
         )
 
-    def _start_new(self, instance: Any) -> None:
+    def _start_new(self, instance: Any, network_info: Any) -> None:
+        """Start a new container and plug its ports, waiting for Neutron."""
+        timeout = CONF.vif_plugging_timeout
+        events = network_service.plug_events(network_info) if timeout else []
+        try:
+            with self.virtapi.wait_for_instance_event(
+                instance, events, timeout=timeout, error_callback=_neutron_failed
+            ):
+                self._start_container(instance)
+                self._networks.plug(instance, network_info)
+        except nova_exception.InstanceEventTimeout:
+            if CONF.vif_plugging_is_fatal:
+                raise nova_exception.VirtualInterfaceCreateException() from None
+            LOG.warning(
+                "Neutron did not report the ports plugged; going on "
+                "since vif_plugging_is_fatal is false",
+                instance=instance,
+            )
+
+    def _start_container(self, instance: Any) -> None:
         try:
             self._containers.start(instance)
         except exception.EngineError as e:
@@ -161,6 +191,22 @@ class DockerDriver(driver.ComputeDriver):
                 instance_uuid=instance.uuid,
                 reason=_("the container did not start: %s") % e.format_message(),
             ) from e
+
+    def _teardown(self, instance: Any, network_info: Any) -> None:
+        """Undo a failed spawn without hiding why it failed."""
+        self._containers.destroy(instance)
+        self._unplug_best_effort(instance, network_info)
+
+    def _unplug_best_effort(self, instance: Any, network_info: Any) -> None:
+        # As in libvirt's cleanup: a port that cannot be unplugged must not
+        # stop the instance from being deleted; the log names what is left.
+        try:
+            self._networks.unplug(instance, network_info)
+        except network_exception.VifPlugError:
+            LOG.exception(
+                "Host devices of this instance's ports may be left behind",
+                instance=instance,
+            )
 
     def destroy(
         self,
@@ -195,7 +241,14 @@ class DockerDriver(driver.ComputeDriver):
     ) -> None:
         # The container's filesystem went with the container; there are no
         # host-side instance files, volumes or secrets to clean up.
-        return None
+        if destroy_vifs:
+            self._unplug_best_effort(instance, network_info)
+
+    def plug_vifs(self, instance: Any, network_info: Any) -> None:
+        self._networks.plug(instance, network_info)
+
+    def unplug_vifs(self, instance: Any, network_info: Any) -> None:
+        self._networks.unplug(instance, network_info)
 
     def reboot(
         self,
@@ -209,6 +262,7 @@ class DockerDriver(driver.ComputeDriver):
         share_info: Any = None,
     ) -> None:
         self._containers.reboot(instance, hard=reboot_type == "HARD")
+        self._networks.plug(instance, network_info)
 
     def power_off(
         self, instance: Any, timeout: int = 0, retry_interval: int = 0
@@ -225,6 +279,7 @@ class DockerDriver(driver.ComputeDriver):
         share_info: Any = None,
     ) -> None:
         self._containers.power_on(instance)
+        self._networks.plug(instance, network_info)
 
     def pause(self, instance: Any) -> None:
         self._containers.pause(instance)
@@ -257,12 +312,16 @@ class DockerDriver(driver.ComputeDriver):
         block_device_info: Any = None,
     ) -> None:
         self._containers.power_on(instance)
+        self._networks.plug(instance, network_info)
 
     def soft_delete(self, instance: Any) -> None:
         self._containers.power_off(instance, CONF.docker.stop_timeout)
 
     def restore(self, instance: Any) -> None:
         self._containers.power_on(instance)
+        # Nova passes no network_info here; the cache has the ports.
+        info_cache = instance.info_cache if "info_cache" in instance else None
+        self._networks.plug(instance, info_cache.network_info if info_cache else [])
 
     # -- images and console -----------------------------------------------
 
@@ -292,14 +351,10 @@ class DockerDriver(driver.ComputeDriver):
             ) from e
 
 
-def _warn_unplugged(instance: Any, network_info: Any) -> None:
-    if network_info:
-        LOG.warning(
-            "This driver does not plug Neutron ports yet; the container has "
-            "no network interface for ports %s",
-            [vif["id"] for vif in network_info],
-            instance=instance,
-        )
+def _neutron_failed(event_name: str, instance: Any) -> None:
+    LOG.error("Neutron reported failure on event %s", event_name, instance=instance)
+    if CONF.vif_plugging_is_fatal:
+        raise nova_exception.VirtualInterfaceCreateException()
 
 
 def engine_settings(opts: Any) -> engine_client.EngineSettings:

@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from nova_docker.network import opts as network_opts
+
 # The oldest Engine API we test against: Debian 12's docker.io 20.10.
 MIN_API_VERSION = "1.41"
 
@@ -197,7 +199,7 @@ Values are visible to anyone who can inspect the container on the host.
     ),
 ]
 
-ALL_OPTS = engine_opts + instance_opts
+ALL_OPTS = engine_opts + instance_opts + network_opts.network_opts
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

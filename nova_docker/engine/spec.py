@@ -23,6 +23,12 @@ HOSTNAME_MAX = 63
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
 PRIVILEGED_EXTRA_SPEC = "docker:privileged"
 PIDS_LIMIT_EXTRA_SPEC = "docker:pids_limit"
+# Docker turns IPv6 off in containers without an engine network; Neutron
+# ports may carry IPv6 addresses.
+IPV6_SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.default.disable_ipv6": "0",
+}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -56,6 +62,7 @@ class ContainerSpec:
     cap_drop: tuple[str, ...] = ()
     log_max_size: str = "10m"
     log_max_files: int = 2
+    nameservers: tuple[str, ...] = ()
 
     def create_kwargs(self) -> dict[str, Any]:
         return {
@@ -83,6 +90,9 @@ class ContainerSpec:
             # Neutron ports are plugged into the namespace by the driver; the
             # engine's own bridge networking is never used.
             "network_mode": "none",
+            "sysctls": dict(IPV6_SYSCTLS),
+            # The subnets' DNS servers; the engine writes /etc/resolv.conf.
+            "dns": list(self.nameservers) or None,
             # Nova owns the power state: the engine must not restart anything.
             "restart_policy": {"Name": "no"},
             "log_config": {

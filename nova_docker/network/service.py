@@ -1,0 +1,71 @@
+"""An instance's Neutron ports, as the driver sees them.
+
+Joins the VIF plugger to the container's lifecycle: every start of a
+container makes a new network namespace, so every start is followed by a
+plug; ``network-vif-plugged`` events are what Nova waits for on spawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_log import log as logging
+
+from nova_docker.network import plan
+from nova_docker.network import vifs
+
+LOG = logging.getLogger(__name__)
+
+VifLike = Mapping[str, Any]
+
+
+class InstanceNetworks:
+    """Plugs an instance's ports into whatever namespace its container has.
+
+    :param pid_of: the container's init PID for an instance, 0 when the
+        container is not running (then there is no namespace to plug).
+    """
+
+    def __init__(self, plugger: vifs.VifPlugger, pid_of: Callable[[Any], int]) -> None:
+        self._plugger = plugger
+        self._pid_of = pid_of
+
+    def plug(self, instance: Any, network_info: Sequence[VifLike] | None) -> None:
+        if not network_info:
+            return
+        pid = self._pid_of(instance)
+        if not pid:
+            LOG.debug(
+                "Container not running; ports are plugged when it starts",
+                instance=instance,
+            )
+            return
+        self._plugger.plug(instance, network_info, pid)
+
+    def unplug(self, instance: Any, network_info: Sequence[VifLike] | None) -> None:
+        if network_info:
+            self._plugger.unplug(instance, network_info)
+
+    def attach(self, instance: Any, vif: VifLike) -> None:
+        pid = self._pid_of(instance)
+        if pid:
+            self._plugger.plug_one(instance, vif, pid)
+
+    def detach(self, instance: Any, vif: VifLike) -> None:
+        self._plugger.unplug_one(instance, vif)
+
+
+def plug_events(network_info: Sequence[VifLike] | None) -> list[tuple[str, str]]:
+    """The ``network-vif-plugged`` events to wait for: ports still down."""
+    return [
+        ("network-vif-plugged", vif["id"])
+        for vif in network_info or ()
+        if vif.get("active", True) is False
+    ]
+
+
+def nameservers(network_info: Sequence[VifLike] | None) -> tuple[str, ...]:
+    return plan.build(network_info).nameservers if network_info else ()

@@ -1,0 +1,108 @@
+"""The driver plugs Neutron ports on every start, on a real Open vSwitch.
+
+Two instances spawned by DockerDriver with one OVS port each must reach each
+other, again after a soft reboot and after a power cycle (each gives the
+container a new network namespace), and leave no host device once destroyed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+from nova import context
+from nova import objects
+from nova.virt import fake
+from oslo_config import cfg
+
+from nova_docker import conf
+from nova_docker import driver as driver_mod
+from nova_docker.engine import naming
+from nova_docker.tests.functional.network import support
+from nova_docker.tests.functional.network.test_plug import assert_connected
+from nova_docker.tests.functional.network.test_plug import leftovers
+from nova_docker.tests.functional.network.test_plug import make_vif
+
+CONF = cfg.CONF
+
+
+@pytest.fixture
+def image_meta(engine: docker.DockerClient) -> Iterator[objects.ImageMeta]:
+    """A Glance image already cached on the engine under its UUID tag."""
+    image_id = str(uuid.uuid4())
+    repository, tag = naming.glance_image_ref(image_id).split(":")
+    engine.api.import_image_from_data(
+        support.rootfs(),
+        repository=repository,
+        tag=tag,
+        changes=[f"CMD {json.dumps(support.COMMAND)}"],
+    )
+    yield objects.ImageMeta.from_dict(
+        {"id": image_id, "container_format": "docker", "disk_format": "raw"}
+    )
+    engine.images.remove(f"{repository}:{tag}", force=True)
+
+
+@pytest.fixture
+def docker_driver(
+    osvif: None, engine: docker.DockerClient
+) -> Iterator[driver_mod.DockerDriver]:
+    host = f"ndt-driver-{uuid.uuid4().hex[:8]}"
+    conf.register_opts(CONF)
+    CONF.set_override("host", host)
+    CONF.set_override("ovs_datapath_type", "netdev", "docker")
+    driver = driver_mod.DockerDriver(fake.FakeVirtAPI())
+    driver.init_host(host)
+    yield driver
+    for found in engine.api.containers(
+        all=True, filters={"label": f"{naming.HOST_LABEL}={host}"}
+    ):
+        engine.api.remove_container(found["Id"], force=True)
+    CONF.clear_override("ovs_datapath_type", "docker")
+    CONF.clear_override("host")
+
+
+def make_instance(ctxt: context.RequestContext, index: int) -> objects.Instance:
+    # Built by hand: Nova's test helpers import nova.tests, which patches the
+    # process with eventlet and breaks in-process pyroute2.
+    flavor = objects.Flavor(memory_mb=64, vcpus=1, extra_specs={})
+    return objects.Instance(
+        ctxt,
+        id=index,
+        uuid=str(uuid.uuid4()),
+        hostname=f"ndt-{index}",
+        project_id="ndt",
+        flavor=flavor,
+        metadata={},
+        key_data=None,
+    )
+
+
+def test_ports_follow_the_container_through_reboots_and_go_with_it(
+    docker_driver, image_meta, engine, ovs
+):
+    ctxt = context.get_admin_context()
+    vifs = [make_vif(21, False, None), make_vif(22, False, None)]
+    instances = [make_instance(ctxt, index) for index in (21, 22)]
+    for instance, vif in zip(instances, vifs, strict=True):
+        docker_driver.spawn(ctxt, instance, image_meta, [], None, {}, [vif])
+    one, two = (engine.containers.get(naming.container_name(i.uuid)) for i in instances)
+
+    assert_connected(one, two, "10.250.7.31", "10.250.7.32")
+    _code, resolv = one.exec_run(["cat", "/etc/resolv.conf"])
+    assert b"nameserver 10.250.7.53" in resolv
+
+    docker_driver.reboot(ctxt, instances[0], [vifs[0]], "SOFT")
+    assert_connected(one, two, "10.250.7.31", "10.250.7.32")
+
+    docker_driver.power_off(instances[1], timeout=5)
+    docker_driver.power_on(ctxt, instances[1], [vifs[1]])
+    assert_connected(one, two, "10.250.7.31", "10.250.7.32")
+
+    for instance, vif in zip(instances, vifs, strict=True):
+        docker_driver.destroy(ctxt, instance, [vif])
+    assert leftovers(vifs[0], ovs) == []
+    assert leftovers(vifs[1], ovs) == []
