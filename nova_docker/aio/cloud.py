@@ -1,0 +1,273 @@
+"""Bring one cloud up and down: the order of things, nothing more.
+
+Each service's start is skipped when its recorded PID still runs, and each
+one-time step leaves a marker in the state dir, so ``up`` twice is harmless.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from nova_docker.aio import catalog
+from nova_docker.aio import configs
+from nova_docker.aio import hostcheck
+from nova_docker.aio import keystone
+from nova_docker.aio import mariadb
+from nova_docker.aio import nova_setup
+from nova_docker.aio import procs
+from nova_docker.aio import secret
+from nova_docker.aio import tools
+from nova_docker.aio import wsgi
+from nova_docker.aio.layout import PORT_OFFSETS
+from nova_docker.aio.layout import Layout
+from nova_docker.aio.steps import say
+from nova_docker.aio.steps import skip
+from nova_docker.aio.steps import step
+
+#: ``fake`` is Nova's fake driver in the variant with a stable node identity
+#: (plain ``fake.FakeDriver`` invents a node UUID per process, so its cloud
+#: could not be restarted).
+DRIVERS = {"docker": "docker.DockerDriver", "fake": "fake.FakeDriverWithoutFakeNodes"}
+#: In start order.
+SERVICES = ("mariadb", "keystone", "glance", "placement", "nova")
+DOCKER_URL = "unix:///var/run/docker.sock"
+
+
+def running(layout: Layout, service: str) -> bool:
+    return procs.read_pid(layout.pidfile(service)) is not None
+
+
+def _once(
+    layout: Layout, service: str, what: str, work: Callable[[], None], log: Path
+) -> None:
+    """Run ``work`` unless a previous ``up`` completed it."""
+    marker = layout.marker(f"{service}-{what.replace(' ', '-')}")
+    if marker.exists():
+        skip(service, what)
+        return
+    with step(service, what, log):
+        work()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def _write_configs(layout: Layout, secrets: Mapping[str, str], driver: str) -> None:
+    files = {
+        keystone.config_file(layout): configs.keystone(layout, secrets),
+        layout.etc / "glance" / "glance-api.conf": configs.glance(
+            layout, secrets, str(tools.data_file("glance/glance-api-paste.ini"))
+        ),
+        layout.etc / "placement" / "placement.conf": configs.placement(layout, secrets),
+        nova_setup.config_file(layout): configs.nova(
+            layout, secrets, DRIVERS[driver], DOCKER_URL
+        ),
+    }
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o600)
+    shutil.copyfile(
+        tools.data_file("nova/api-paste.ini"), layout.etc / "nova" / "api-paste.ini"
+    )
+
+
+def _start(layout: Layout, service: str, start: Callable[[], None]) -> None:
+    if running(layout, service):
+        skip(service, "start")
+        return
+    with step(
+        service, f"start on 127.0.0.1:{layout.port(service)}", layout.log(service)
+    ):
+        start()
+
+
+def _database(layout: Layout, secrets: Mapping[str, str]) -> None:
+    log = layout.log("mariadb")
+    _once(
+        layout, "mariadb", "initialize datadir", lambda: mariadb.initialize(layout), log
+    )
+    _start(layout, "mariadb", lambda: mariadb.start(layout))
+    with step("mariadb", "databases and users", log):
+        for name in (
+            "keystone",
+            "glance",
+            "placement",
+            "nova_api",
+            "nova_cell0",
+            "nova_cell1",
+        ):
+            mariadb.ensure_database(layout, name, secrets[f"db_{name}"])
+
+
+def _keystone(layout: Layout, secrets: Mapping[str, str]) -> None:
+    log = layout.log("keystone-manage")
+    _once(layout, "keystone", "db sync", lambda: keystone.db_sync(layout), log)
+    with step("keystone", "fernet and credential keys", log):
+        keystone.setup_keys(layout)
+    env = {"OS_KEYSTONE_CONFIG_FILES": str(keystone.config_file(layout))}
+    _start(layout, "keystone", lambda: wsgi.start(layout, "keystone", env))
+    _once(
+        layout,
+        "keystone",
+        "bootstrap",
+        lambda: keystone.bootstrap(layout, secrets["admin"]),
+        log,
+    )
+    _once(
+        layout,
+        "keystone",
+        "users and catalog",
+        lambda: catalog.bootstrap_identity(layout, secrets),
+        layout.log("keystone"),
+    )
+
+
+def _glance(layout: Layout) -> None:
+    conf = layout.etc / "glance" / "glance-api.conf"
+    manage = [tools.bin_path("glance-manage"), "--config-file", str(conf), "db_sync"]
+    log = layout.log("glance-manage")
+    _once(layout, "glance", "db sync", lambda: procs.run(manage, log), log)
+    env = {"OS_GLANCE_CONFIG_DIR": str(conf.parent)}
+    _start(layout, "glance", lambda: wsgi.start(layout, "glance", env))
+
+
+def _placement(layout: Layout) -> None:
+    conf = layout.etc / "placement" / "placement.conf"
+    manage = [
+        tools.bin_path("placement-manage"),
+        "--config-file",
+        str(conf),
+        "db",
+        "sync",
+    ]
+    log = layout.log("placement-manage")
+    _once(layout, "placement", "db sync", lambda: procs.run(manage, log), log)
+    env = {"OS_PLACEMENT_CONFIG_DIR": str(conf.parent)}
+    _start(layout, "placement", lambda: wsgi.start(layout, "placement", env, 4))
+
+
+def _start_nova(layout: Layout) -> None:
+    ready = layout.run / "nova.ready"
+    argv = [
+        sys.executable,
+        "-m",
+        "nova_docker.aio.nova_runner",
+        "--config-dir",
+        str(layout.etc / "nova"),
+        "--api-port",
+        str(layout.port("nova")),
+        "--null-network-port",
+        str(layout.port("null-network")),
+        "--ready-file",
+        str(ready),
+    ]
+    pidfile = layout.pidfile("nova")
+    procs.spawn(argv, pidfile, layout.log("nova"))
+    procs.wait_for(
+        ready.exists, pidfile, 120, "nova (api, conductor, scheduler, compute)"
+    )
+
+
+def _parallel(*chains: Callable[[], None]) -> None:
+    """Run independent chains at once; re-raise the first failure."""
+    with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+        futures = [pool.submit(chain) for chain in chains]
+    for future in futures:
+        future.result()
+
+
+def _host(layout: Layout, driver: str) -> None:
+    hostcheck.require_root("nova-docker-aio up")
+    with step("host", "packages and engine"):
+        mariadb.ensure_installed()
+        if driver == "docker":
+            hostcheck.ensure_engine(layout.log("dockerd"))
+    ours = {name for name in SERVICES if running(layout, name)}
+    if "nova" in ours:
+        ours.add("null-network")
+    hostcheck.check_ports_free(layout, set(PORT_OFFSETS) - ours)
+
+
+def _service_dirs(layout: Layout) -> tuple[Path, ...]:
+    """Directories the services write to but do not create themselves."""
+    glance, nova = layout.root / "glance", layout.root / "nova"
+    return (
+        glance / "images",
+        glance / "staging",
+        glance / "tasks",
+        glance / "lock",
+        nova / "instances",
+        nova / "lock",
+    )
+
+
+def _pin_driver(layout: Layout, driver: str) -> None:
+    """Refuse to switch a state dir's driver: Nova's compute node identity
+    (``state_path/compute_id``) and the database would disagree."""
+    record = layout.root / "driver"
+    previous = record.read_text().strip() if record.exists() else driver
+    if previous != driver:
+        raise hostcheck.HostError(
+            f"{layout.root} holds a cloud made with --driver {previous}; use "
+            f"--driver {previous}, or another --state-dir (and --port-base)"
+        )
+    layout.root.mkdir(parents=True, exist_ok=True)
+    record.write_text(f"{driver}\n")
+
+
+def up(layout: Layout, driver: str = "docker") -> float:
+    """Bring the cloud up; return the seconds it took."""
+    started = time.monotonic()
+    print(
+        f"nova-docker-aio: bringing up the cloud in {layout.root} "
+        f"(ports {layout.port_base}-{layout.port_base + len(PORT_OFFSETS) - 1}, "
+        f"compute host {layout.compute_host}, driver {driver})"
+    )
+    _host(layout, driver)
+    _pin_driver(layout, driver)
+    for sub in (layout.logs, layout.run, layout.etc, *_service_dirs(layout)):
+        sub.mkdir(parents=True, exist_ok=True)
+    secrets = secret.load_or_create(layout)
+    with step("config", "render service configuration"):
+        _write_configs(layout, secrets, driver)
+    _database(layout, secrets)
+    _parallel(
+        lambda: _keystone(layout, secrets),
+        lambda: _glance(layout),
+        lambda: _placement(layout),
+        lambda: _once(
+            layout,
+            "nova",
+            "databases and cells",
+            lambda: nova_setup.sync_databases(layout, secrets),
+            layout.log("nova-manage"),
+        ),
+    )
+    _start(layout, "nova", lambda: _start_nova(layout))
+    with step("nova", "container flavors", layout.log("nova")):
+        catalog.ensure_flavors(layout, secrets)
+    catalog.write_clouds_yaml(layout, secrets)
+    return time.monotonic() - started
+
+
+def _stop(layout: Layout, service: str) -> None:
+    with step(service, "stop"):
+        if not procs.stop(layout.pidfile(service), timeout=30):
+            say(f"  [{service}] was not running")
+
+
+def down(layout: Layout) -> None:
+    """Stop every service this cloud started, by its recorded PID: Nova
+    first, the database last."""
+    _stop(layout, "nova")
+    _parallel(
+        *(lambda s=s: _stop(layout, s) for s in ("keystone", "glance", "placement"))
+    )
+    _stop(layout, "mariadb")
+    (layout.run / "nova.ready").unlink(missing_ok=True)

@@ -1,0 +1,106 @@
+"""Honest checks about the host, each failing with a message to act on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from nova_docker.aio import procs
+from nova_docker.aio.layout import Layout
+
+
+class HostError(RuntimeError):
+    """The host cannot run the cloud as it is; the message says why."""
+
+
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        raise HostError(f"{why} needs root; run nova-docker-aio as root")
+
+
+_apt_updated = False
+
+
+def apt_install(packages: Iterable[str], why: str) -> None:
+    """Install Debian packages, refusing clearly where that is impossible."""
+    global _apt_updated  # noqa: PLW0603 - one update per launcher run
+    names = list(packages)
+    if not shutil.which("apt-get"):
+        raise HostError(f"{why} needs {' '.join(names)}; install it yourself")
+    require_root(f"installing {' '.join(names)} for {why}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"  installing {' '.join(names)} ({why}) ...", flush=True)
+    if not _apt_updated:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+        _apt_updated = True
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", *names],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise HostError(
+            f"could not install {' '.join(names)}: {result.stderr.strip()[-400:]}"
+        )
+
+
+def check_ports_free(layout: Layout, names: Iterable[str]) -> None:
+    """Refuse to start when another program holds one of these ports."""
+    taken = [
+        f"{name} ({layout.port(name)})"
+        for name in sorted(names, key=layout.port)
+        if procs.port_in_use(layout.port(name))
+    ]
+    if taken:
+        raise HostError(
+            "ports already in use: "
+            + ", ".join(taken)
+            + "; stop what holds them or pick another --port-base"
+        )
+
+
+def engine_answers(api_url: str = "unix:///var/run/docker.sock") -> bool:
+    """True when a Docker engine answers (the ``docker`` CLI is not needed)."""
+    import docker  # noqa: PLC0415 - only the host checks need the SDK
+
+    try:
+        docker.DockerClient(base_url=api_url, timeout=5).ping()
+    except Exception:
+        return False
+    return True
+
+
+def ensure_engine(logfile: Path) -> None:
+    """Make sure an engine answers, installing and starting it when possible.
+
+    A dockerd started here is the machine's engine, shared by every cloud:
+    ``down`` leaves it running.
+    """
+    if engine_answers():
+        return
+    if not shutil.which("dockerd"):
+        apt_install(["docker.io"], why="the Docker engine")
+    require_root("starting dockerd")
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "ab") as log:
+        subprocess.Popen(
+            ["dockerd"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    for _ in range(60):
+        if engine_answers():
+            return
+        time.sleep(0.5)
+    raise HostError(
+        "no Docker engine answers on /var/run/docker.sock and dockerd did "
+        f"not come up; see {logfile}"
+    )

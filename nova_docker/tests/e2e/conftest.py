@@ -1,0 +1,114 @@
+"""A whole cloud for the end-to-end tests, started with the launcher.
+
+It gets its own state dir under /tmp and its own ports, so ``make test``
+passes while the demo cloud runs; and it comes down at the end of the
+session even when tests fail.  Tests talk to it over HTTP only, as a user.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import openstack
+import pytest
+import yaml
+
+from nova_docker.aio import demo_image
+from nova_docker.aio.layout import PORT_OFFSETS
+from nova_docker.aio.procs import port_in_use
+from nova_docker.tests import engine_support
+
+FIRST_PORT_BASE = 25100
+UP_TIMEOUT = 600
+
+
+def _free_port_base() -> int:
+    """The first base from 25100 (steps of 10) whose ports are all free."""
+    for base in range(FIRST_PORT_BASE, FIRST_PORT_BASE + 1000, 10):
+        if not any(port_in_use(base + off) for off in PORT_OFFSETS.values()):
+            return base
+    raise RuntimeError("no free port range for the e2e cloud")
+
+
+def _aio(state: Path, base: int, *args: str, timeout: float) -> str:
+    argv = [
+        sys.executable,
+        "-m",
+        "nova_docker.aio.cli",
+        "--state-dir",
+        str(state),
+        "--port-base",
+        str(base),
+        *args,
+    ]
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"nova-docker-aio {' '.join(args)} failed:\n{result.stdout}\n"
+            f"{result.stderr}"
+        )
+    return result.stdout
+
+
+class Cloud:
+    """What the tests know about the cloud: how a user reaches it."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.clouds_yaml = state / "clouds.yaml"
+        self.engine = engine_support.engine_client()
+        #: Glance images the tests made; the engine's copies go at the end.
+        self.glance_ids: list[str] = []
+
+    def forget_engine_copies(self) -> None:
+        """Remove the images the driver loaded from this cloud's Glance."""
+        for image_id in self.glance_ids:
+            for found in self.engine.images(name=f"nova-glance:{image_id}"):
+                self.engine.remove_image(found["Id"], force=True)
+
+    def connect(self, name: str = "aio-demo") -> openstack.connection.Connection:
+        settings = yaml.safe_load(self.clouds_yaml.read_text())["clouds"][name]
+        return openstack.connect(load_yaml_config=False, load_envvars=False, **settings)
+
+    def containers_of(self, server_id: str) -> list[dict]:
+        label = f"org.openstack.nova.instance-uuid={server_id}"
+        return self.engine.containers(all=True, filters={"label": label})
+
+
+@pytest.fixture(scope="session")
+def cloud() -> Iterator[Cloud]:
+    engine_support.engine_client()  # skip, or fail under CI, without engine
+    state = Path(tempfile.mkdtemp(prefix="nova-docker-e2e-"))
+    base = _free_port_base()
+    made = None
+    try:
+        _aio(state, base, "up", timeout=UP_TIMEOUT)
+        made = Cloud(state)
+        yield made
+    finally:
+        try:
+            _aio(state, base, "down", timeout=300)
+            if made:
+                made.forget_engine_copies()
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def conn(cloud: Cloud) -> openstack.connection.Connection:
+    return cloud.connect()
+
+
+@pytest.fixture(scope="session")
+def image_ref(cloud: Cloud) -> Iterator[str]:
+    """The demo image, built locally (never pulled)."""
+    ref = demo_image.build("nova-docker-e2e")
+    yield ref
+    cloud.engine.remove_image(ref, force=True)

@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from nova_docker.aio import layout
+
+
+def test_state_dir_and_port_base_come_from_flags_before_environment(
+    monkeypatch,
+) -> None:
+    monkeypatch.setenv(layout.STATE_ENV, "/srv/from-env")
+    monkeypatch.setenv(layout.PORT_BASE_ENV, "31000")
+    assert layout.resolve("/srv/flag", 32000) == layout.Layout(Path("/srv/flag"), 32000)
+    assert layout.resolve(None, None) == layout.Layout(Path("/srv/from-env"), 31000)
+
+
+def test_defaults_without_flags_or_environment(monkeypatch) -> None:
+    monkeypatch.delenv(layout.STATE_ENV, raising=False)
+    monkeypatch.delenv(layout.PORT_BASE_ENV, raising=False)
+    found = layout.resolve(None, None)
+    assert found.root == Path(layout.DEFAULT_STATE_DIR)
+    assert found.port_base == layout.DEFAULT_PORT_BASE
+
+
+def test_each_service_gets_its_own_port() -> None:
+    cloud = layout.Layout(Path("/x"), 40000)
+    ports = [cloud.port(name) for name in layout.PORT_OFFSETS]
+    assert len(set(ports)) == len(ports)
+    assert cloud.url("nova", "/v2.1") == f"http://127.0.0.1:{cloud.port('nova')}/v2.1"
+
+
+def test_compute_host_differs_per_state_dir_and_is_a_valid_hostname() -> None:
+    first = layout.Layout(Path("/tmp/e2e/Cloud_One"), 1).compute_host
+    second = layout.Layout(Path("/var/Cloud_One"), 1).compute_host
+    assert first != second
+    assert first.startswith("cloud-one-")
+    assert all(c.isalnum() or c == "-" for c in first)
