@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help engine venv test unit lint genconfig demo demo-down bench clean
+.PHONY: help engine venv test unit lint genconfig demo demo-down bench bench-smoke clean
 
 help:
 	@echo "make demo     bring up the all-in-one cloud and boot a container"
@@ -43,6 +43,11 @@ demo-down: venv
 
 bench: engine venv
 	$(BIN)/python -m bench
+
+# One iteration of every benchmark at tiny sizes, so the suite cannot rot;
+# it asserts nothing about time.
+bench-smoke: engine venv
+	$(BIN)/python -m bench --quick --out bench/results/smoke.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -44,6 +44,8 @@ class DockerDriver(driver.ComputeDriver):
         **driver.ComputeDriver.capabilities,
         # Glance images are docker/raw: the bytes of ``docker save``.
         "supports_image_type_raw": True,
+        # Ports are plugged into the running container's namespace.
+        "supports_attach_interface": True,
     }
 
     def __init__(self, virtapi: Any) -> None:
@@ -249,6 +251,15 @@ class DockerDriver(driver.ComputeDriver):
 
     def unplug_vifs(self, instance: Any, network_info: Any) -> None:
         self._networks.unplug(instance, network_info)
+
+    def attach_interface(
+        self, context: Any, instance: Any, image_meta: Any, vif: Any
+    ) -> None:
+        # A stopped container gets the port with the others when it starts.
+        self._networks.attach(instance, vif)
+
+    def detach_interface(self, context: Any, instance: Any, vif: Any) -> None:
+        self._networks.detach(instance, vif)
 
     def reboot(
         self,

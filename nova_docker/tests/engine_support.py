@@ -45,8 +45,10 @@ def engine_client() -> docker.APIClient:
     return client
 
 
-def rootfs_tar(extra_files: dict[str, bytes] | None = None) -> bytes:
-    """A tiny root filesystem: static busybox and a few applet links."""
+def rootfs_tar(
+    extra_files: dict[str, bytes] | None = None, applets: tuple[str, ...] = APPLETS
+) -> bytes:
+    """A tiny root filesystem: static busybox and links for ``applets``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for directory in ("bin", "tmp", "etc", "root"):
@@ -57,7 +59,7 @@ def rootfs_tar(extra_files: dict[str, bytes] | None = None) -> bytes:
             )
             tar.addfile(info)
         tar.add(BUSYBOX, arcname="bin/busybox")
-        for applet in APPLETS:
+        for applet in applets:
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)

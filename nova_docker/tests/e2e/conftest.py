@@ -8,8 +8,6 @@ session even when tests fail.  Tests talk to it over HTTP only, as a user.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,42 +17,12 @@ import pytest
 import yaml
 
 from nova_docker.aio import demo_image
-from nova_docker.aio.layout import PORT_OFFSETS
-from nova_docker.aio.procs import port_in_use
+from nova_docker.aio.launch import free_port_base
+from nova_docker.aio.launch import run_cli
 from nova_docker.tests import engine_support
 
 FIRST_PORT_BASE = 25100
 UP_TIMEOUT = 600
-
-
-def _free_port_base() -> int:
-    """The first base from 25100 (steps of 10) whose ports are all free."""
-    for base in range(FIRST_PORT_BASE, FIRST_PORT_BASE + 1000, 10):
-        if not any(port_in_use(base + off) for off in PORT_OFFSETS.values()):
-            return base
-    raise RuntimeError("no free port range for the e2e cloud")
-
-
-def _aio(state: Path, base: int, *args: str, timeout: float) -> str:
-    argv = [
-        sys.executable,
-        "-m",
-        "nova_docker.aio.cli",
-        "--state-dir",
-        str(state),
-        "--port-base",
-        str(base),
-        *args,
-    ]
-    result = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"nova-docker-aio {' '.join(args)} failed:\n{result.stdout}\n"
-            f"{result.stderr}"
-        )
-    return result.stdout
 
 
 class Cloud:
@@ -86,15 +54,15 @@ class Cloud:
 def cloud() -> Iterator[Cloud]:
     engine_support.engine_client()  # skip, or fail under CI, without engine
     state = Path(tempfile.mkdtemp(prefix="nova-docker-e2e-"))
-    base = _free_port_base()
+    base = free_port_base(FIRST_PORT_BASE)
     made = None
     try:
-        _aio(state, base, "up", timeout=UP_TIMEOUT)
+        run_cli(state, base, "up", timeout=UP_TIMEOUT)
         made = Cloud(state)
         yield made
     finally:
         try:
-            _aio(state, base, "down", timeout=300)
+            run_cli(state, base, "down", timeout=300)
             if made:
                 made.forget_engine_copies()
         finally:

@@ -232,16 +232,27 @@ def _truncated_save(cloud: Cloud, ref: str) -> bytes:
     return whole[: len(whole) // 2]
 
 
+#: name → (container format, disk format, bytes maker, what the fault says)
 BAD_IMAGES = {
-    "bare-qcow2": ("bare", "qcow2", lambda cloud, ref: _qcow2_bytes()),
-    "truncated-docker-save": ("docker", "raw", _truncated_save),
-    "tarball-without-image": ("docker", "raw", lambda c, r: _tarball_without_image()),
+    "bare-qcow2": (
+        "bare",
+        "qcow2",
+        lambda cloud, ref: _qcow2_bytes(),
+        "container_format is 'bare'",
+    ),
+    "truncated-docker-save": ("docker", "raw", _truncated_save, "truncated"),
+    "tarball-without-image": (
+        "docker",
+        "raw",
+        lambda c, r: _tarball_without_image(),
+        "no manifest.json",
+    ),
 }
 
 
 @pytest.fixture(params=sorted(BAD_IMAGES))
 def bad_image(request, cloud: Cloud, conn, image_ref: str) -> Iterator:
-    container_format, disk_format, make = BAD_IMAGES[request.param]
+    container_format, disk_format, make, _fault = BAD_IMAGES[request.param]
     created = conn.image.create_image(
         name=_name(f"e2e-{request.param}"),
         container_format=container_format,
@@ -249,15 +260,20 @@ def bad_image(request, cloud: Cloud, conn, image_ref: str) -> Iterator:
         data=make(cloud, image_ref),
     )
     cloud.glance_ids.append(created.id)
-    yield conn.image.wait_for_status(created, "active", wait=60)
+    yield (
+        conn.image.wait_for_status(created, "active", wait=60),
+        BAD_IMAGES[request.param][3],
+    )
     conn.image.delete_image(created, ignore_missing=True)
 
 
 def test_bad_image_fails_the_server_cleanly(cloud: Cloud, conn, bad_image) -> None:
+    bad_image, expected_fault = bad_image
     server = _settle(conn, _boot(conn, bad_image.id, _name("e2e-bad")), "ERROR")
     try:
         message = (server.fault or {}).get("message", "")
-        assert "image" in message.lower(), f"fault a user cannot act on: {message!r}"
+        assert bad_image.id in message, f"fault a user cannot act on: {message!r}"
+        assert expected_fault in message
         assert "Traceback" not in message
         assert cloud.containers_of(server.id) == []
         assert cloud.engine.images(name=f"nova-glance:{bad_image.id}") == []

@@ -47,7 +47,14 @@ class RecordingGlance(nova_fixtures.GlanceFixture):
         return image
 
 
-class DriverTestCase(test.NoDBTestCase):
+class DockerHostMixin:
+    """For Nova TestCases: a compute host name of the test's own, set before
+    the driver is built, and removal of what the test made on the engine.
+
+    The name keeps the test's containers apart from any other user of the
+    engine, such as a running demo cloud.
+    """
+
     def _clear_attrs(self):
         # Nova's TestCase deletes instance attributes after each test; pytest
         # keeps the test method as one and fails deleting it a second time.
@@ -61,6 +68,11 @@ class DriverTestCase(test.NoDBTestCase):
         self.tracker = engine_support.Tracker(self.client)
         self.tracker.host_labels.append(self.host)
         self.addCleanup(self.tracker.cleanup)
+
+
+class DriverTestCase(DockerHostMixin, test.NoDBTestCase):
+    def setUp(self):
+        super().setUp()
         self.glance = self.useFixture(RecordingGlance(self))
         self.ctxt = context.get_admin_context()
         self.driver = self.make_driver()

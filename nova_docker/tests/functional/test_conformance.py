@@ -9,47 +9,29 @@ tests in ``NotImplementedReportTestCase`` pin exactly which ones those are.
 
 from __future__ import annotations
 
-import uuid
-
 from nova import test
 from nova.tests.unit import utils as test_utils
 from nova.tests.unit.virt import test_virt_drivers
 
 from nova_docker.engine import naming
 from nova_docker.tests import engine_support
+from nova_docker.tests.functional import base
 
 TEST_IMAGE_ID = "cedef40a-ed67-4d10-800e-17455edce175"
 
 
-class _DockerHostMixin:
-    """Gives the driver a host name of its own before it is constructed."""
-
-    def _clear_attrs(self):
-        # Nova's TestCase deletes instance attributes after each test; pytest
-        # keeps the test method as one and fails deleting it a second time.
-        pass
-
-    def setUp(self):
-        super().setUp()
-        self.docker_host = f"nova-docker-test-{uuid.uuid4().hex[:8]}"
-        self.flags(host=self.docker_host)
-        self.tracker = engine_support.Tracker(engine_support.engine_client())
-        self.tracker.host_labels.append(self.docker_host)
-        self.tracker.images.append(naming.glance_image_ref(TEST_IMAGE_ID))
-        self.addCleanup(self.tracker.cleanup)
-
-
 class DockerDriverConformanceTestCase(
-    test_virt_drivers._VirtDriverTestCase, _DockerHostMixin, test.TestCase
+    test_virt_drivers._VirtDriverTestCase, base.DockerHostMixin, test.TestCase
 ):
     def setUp(self):
         self.driver_module = "nova.virt.docker.DockerDriver"
         super().setUp()
+        self.tracker.images.append(naming.glance_image_ref(TEST_IMAGE_ID))
         image = self.image_service.images[TEST_IMAGE_ID]
         image["container_format"] = "docker"
         image["disk_format"] = "raw"
         self.image_service._imagedata[TEST_IMAGE_ID] = engine_support.busybox_tarball()
-        self.connection.init_host(self.docker_host)
+        self.connection.init_host(self.host)
 
     def _get_running_instance(self, obj=True):
         # Upstream's version spawns with an OVS port on a bridge that no

@@ -76,11 +76,12 @@ class ResourcesTestCase(base.DriverTestCase):
         self.assertEqual(disk.total // 1024**3, inventory[orc.DISK_GB]["total"])
         self.assertEqual(2, inventory[orc.DISK_GB]["reserved"])
 
-    def test_traits_claim_only_raw_images(self):
+    def test_traits_claim_raw_images_and_interface_attach_only(self):
         traits = self.driver.capabilities_as_traits()
         self.assertTrue(traits["COMPUTE_IMAGE_TYPE_RAW"])
         self.assertFalse(traits["COMPUTE_IMAGE_TYPE_QCOW2"])
-        self.assertFalse(traits["COMPUTE_NET_ATTACH_INTERFACE"])
+        # Proven by tests/functional/network/test_driver_ports.py.
+        self.assertTrue(traits["COMPUTE_NET_ATTACH_INTERFACE"])
         self.assertFalse(traits["COMPUTE_VOLUME_MULTI_ATTACH"])
 
     def test_host_ip_and_uptime(self):

@@ -10,17 +10,17 @@ missing engine, OVS or root is a failure, not a skip.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import pathlib
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 
 import docker
 import pytest
+
+from nova_docker.tests import engine_support
 
 APPLETS = ("sh", "sleep", "nc", "ping", "ping6", "ip", "cat", "echo")
 BRIDGE = "ndtbrint"
@@ -122,18 +122,7 @@ class Ovs:
 
 def rootfs() -> bytes:
     """Debian's static busybox and the applets the tests use, as a tar."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for directory in ("bin", "tmp", "etc"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        tar.add("/bin/busybox", arcname="bin/busybox")
-        for applet in APPLETS:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-    return buffer.getvalue()
+    return engine_support.rootfs_tar(applets=APPLETS)
 
 
 class ContainerFactory:
@@ -173,3 +162,16 @@ class ContainerFactory:
 def privsep_helper() -> str:
     """The ``privsep-helper`` next to this interpreter, run without sudo."""
     return str(pathlib.Path(sys.executable).parent / "privsep-helper")
+
+
+def forward_rules() -> str:
+    """The FORWARD chains of iptables and ip6tables, as rule specs."""
+    return "".join(
+        subprocess.run(
+            [binary, "-w", "-S", "FORWARD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for binary in ("iptables", "ip6tables")
+    )

@@ -21,6 +21,7 @@ from oslo_config import cfg
 from nova_docker import conf
 from nova_docker import driver as driver_mod
 from nova_docker.engine import naming
+from nova_docker.network import plan
 from nova_docker.tests.functional.network import support
 from nova_docker.tests.functional.network.test_plug import assert_connected
 from nova_docker.tests.functional.network.test_plug import leftovers
@@ -106,3 +107,29 @@ def test_ports_follow_the_container_through_reboots_and_go_with_it(
         docker_driver.destroy(ctxt, instance, [vif])
     assert leftovers(vifs[0], ovs) == []
     assert leftovers(vifs[1], ovs) == []
+
+
+def test_attach_and_detach_a_port_on_a_running_instance(
+    docker_driver, image_meta, engine, ovs
+):
+    ctxt = context.get_admin_context()
+    first, second = make_vif(23, False, None), make_vif(24, False, None)
+    instance = make_instance(ctxt, 23)
+    docker_driver.spawn(ctxt, instance, image_meta, [], None, {}, [first])
+    container = engine.containers.get(naming.container_name(instance.uuid))
+    try:
+        docker_driver.attach_interface(ctxt, instance, image_meta, second)
+        _code, links = container.exec_run(["ip", "-o", "link"])
+        assert b"eth1" in links
+        assert b"fa:16:3e:d7:00:18" in links
+        _code, addresses = container.exec_run(["ip", "-o", "addr", "show", "eth1"])
+        assert b"10.250.7.34/24" in addresses
+
+        docker_driver.detach_interface(ctxt, instance, second)
+        _code, links = container.exec_run(["ip", "-o", "link"])
+        assert b"eth1" not in links
+        # Only the first port's tap remains, on the bridge and on the host.
+        assert leftovers(second, ovs) == [plan.host_devices(first["id"]).tap]
+    finally:
+        docker_driver.destroy(ctxt, instance, [first, second])
+    assert leftovers(first, ovs) == []

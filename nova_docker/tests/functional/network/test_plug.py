@@ -9,7 +9,6 @@ unplugged.
 from __future__ import annotations
 
 import itertools
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -109,24 +108,12 @@ def host_links() -> set[str]:
         return {link.get("ifname") for link in ipr.get_links()}
 
 
-def forward_rules() -> str:
-    return "".join(
-        subprocess.run(
-            [binary, "-w", "-S", "FORWARD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for binary in ("iptables", "ip6tables")
-    )
-
-
 def leftovers(vif: model.VIF, ovs: support.Ovs) -> list[str]:
     devices = plan.host_devices(vif["id"], vif["devname"])
     names = {devices.tap, devices.peer, devices.bridge, devices.qvb, devices.qvo}
     found = sorted(names & host_links())
     found += [p for p in ovs.vsctl("list-ports", support.BRIDGE).split() if p]
-    if f"nova-docker {devices.bridge}" in forward_rules():
+    if f"nova-docker {devices.bridge}" in support.forward_rules():
         found.append(f"FORWARD rule for {devices.bridge}")
     return found
 

@@ -8,7 +8,6 @@ them: ``helper_command`` starting ``privsep-helper`` directly.
 from __future__ import annotations
 
 import pathlib
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -74,21 +73,9 @@ def test_daemon_can_add_and_remove_the_forward_rule(daemon):
     try:
         nova_docker.privsep.firewall.allow_bridged(bridge)
         nova_docker.privsep.firewall.allow_bridged(bridge)
-        rules = _forward_rules()
+        rules = support.forward_rules()
     finally:
         nova_docker.privsep.firewall.revoke_bridged(bridge)
 
     assert rules.count(f"nova-docker {bridge}") == 2  # once per family
-    assert f"nova-docker {bridge}" not in _forward_rules()
-
-
-def _forward_rules() -> str:
-    return "".join(
-        subprocess.run(
-            [binary, "-w", "-S", "FORWARD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for binary in ("iptables", "ip6tables")
-    )
+    assert f"nova-docker {bridge}" not in support.forward_rules()
