@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
+import threading
+import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +28,48 @@ from nova_docker.engine import spec as spec_mod
 from nova_docker.engine import state
 
 LOG = logging.getLogger(__name__)
+
+#: How long one label-filtered listing answers cached state queries.  Nova
+#: asks with ``use_cache=True`` only from its power-state sync, which walks
+#: every instance of the host; one listing serves the whole walk.
+STATE_CACHE_SECONDS = 30.0
+
+
+class _StateCache:
+    """Engine status by instance UUID, from one listing of this host's
+    containers.  Forgotten whenever this driver changes a container, so a
+    cached answer is never older than our own last change."""
+
+    def __init__(self, list_states: Callable[[], dict[str, str]]) -> None:
+        self._list_states = list_states
+        self._lock = threading.Lock()
+        self._states: dict[str, str] | None = None
+        self._taken_at = 0.0
+
+    def status(self, instance_uuid: str) -> str | None:
+        with self._lock:
+            if (
+                self._states is None
+                or time.monotonic() - self._taken_at > STATE_CACHE_SECONDS
+            ):
+                self._states = self._list_states()
+                self._taken_at = time.monotonic()
+            return self._states.get(instance_uuid)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._states = None
+
+
+def _changes_state(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self: Containers, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._state_cache.forget()
+
+    return wrapper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +87,11 @@ class Containers:
         self._engine = engine
         self._host = host
         self._options = options
+        self._state_cache = _StateCache(self._list_states)
 
     # -- creation ---------------------------------------------------------
 
+    @_changes_state
     def create(
         self,
         instance: Any,
@@ -116,7 +164,13 @@ class Containers:
 
     # -- power ------------------------------------------------------------
 
-    def power_state(self, instance: Any) -> int:
+    def power_state(self, instance: Any, use_cache: bool = False) -> int:
+        """Nova's power state; ``use_cache`` may answer from one listing of
+        all of this host's containers instead of an inspect per instance."""
+        if use_cache:
+            status = self._state_cache.status(instance.uuid)
+            if status is not None:
+                return state.power_state_of({"Status": status})
         return state.power_state_of(self.inspect(instance)["State"])
 
     def inspect(self, instance: Any) -> dict[str, Any]:
@@ -133,9 +187,11 @@ class Containers:
             return 0
         return int(container_state.get("Pid") or 0)
 
+    @_changes_state
     def start(self, instance: Any) -> None:
         self._engine.start(naming.container_name(instance.uuid))
 
+    @_changes_state
     def power_on(self, instance: Any) -> None:
         current = self.power_state(instance)
         name = naming.container_name(instance.uuid)
@@ -144,6 +200,7 @@ class Containers:
         elif current != power_state.RUNNING:
             self._engine.start(name)
 
+    @_changes_state
     def power_off(self, instance: Any, timeout: int) -> None:
         """Stop, giving the process ``timeout`` seconds after SIGTERM."""
         current = self.power_state(instance)
@@ -154,21 +211,25 @@ class Containers:
             return
         self._engine.stop(name, timeout=timeout)
 
+    @_changes_state
     def reboot(self, instance: Any, hard: bool) -> None:
         """Soft: SIGTERM, wait ``stop_timeout``, start.  Hard: kill, start."""
         self.power_off(instance, 0 if hard else self._options.stop_timeout)
         self.start(instance)
 
+    @_changes_state
     def pause(self, instance: Any) -> None:
         """Freeze the processes; a no-op when already paused."""
         if self.power_state(instance) != power_state.PAUSED:
             self._engine.pause(naming.container_name(instance.uuid))
 
+    @_changes_state
     def unpause(self, instance: Any) -> None:
         """Thaw the processes; a no-op when not paused."""
         if self.power_state(instance) == power_state.PAUSED:
             self._engine.unpause(naming.container_name(instance.uuid))
 
+    @_changes_state
     def destroy(self, instance: Any) -> bool:
         """Remove the container; False if there was none (not an error)."""
         return self._engine.remove_container(naming.container_name(instance.uuid))
@@ -179,6 +240,13 @@ class Containers:
         """Labels of every container of this host, in one engine call."""
         found = self._engine.list_containers(naming.host_selector(self._host))
         return [c.get("Labels") or {} for c in found]
+
+    def _list_states(self) -> dict[str, str]:
+        found = self._engine.list_containers(naming.host_selector(self._host))
+        return {
+            (c.get("Labels") or {}).get(naming.UUID_LABEL, ""): c.get("State", "")
+            for c in found
+        }
 
     def list_uuids(self) -> list[str]:
         return [

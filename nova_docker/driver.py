@@ -127,7 +127,9 @@ class DockerDriver(driver.ComputeDriver):
         return True
 
     def get_info(self, instance: Any, use_cache: bool = True) -> hardware.InstanceInfo:
-        return hardware.InstanceInfo(state=self._containers.power_state(instance))
+        return hardware.InstanceInfo(
+            state=self._containers.power_state(instance, use_cache=use_cache)
+        )
 
     # -- lifecycle --------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from unittest import mock
 
 from nova import exception as nova_exception
 from nova.compute import power_state
@@ -160,4 +161,34 @@ class LifecycleTestCase(base.DriverTestCase):
             self.driver.get_console_output,
             self.ctxt,
             self.instance,
+        )
+
+    def test_power_state_sync_reads_every_state_from_one_listing(self):
+        others = [self.spawn(self.image) for _ in range(2)]
+        self.driver.pause(others[0])
+        api = self.driver._engine.api
+        with (
+            mock.patch.object(api, "containers", wraps=api.containers) as listing,
+            mock.patch.object(
+                api, "inspect_container", wraps=api.inspect_container
+            ) as inspect,
+        ):
+            states = [self.driver.get_info(i).state for i in (self.instance, *others)]
+        self.assertEqual(
+            [power_state.RUNNING, power_state.PAUSED, power_state.RUNNING], states
+        )
+        self.assertEqual(1, listing.call_count)
+        self.assertEqual(0, inspect.call_count)
+
+    def test_cached_state_is_forgotten_when_the_driver_changes_a_container(self):
+        self.assertEqual(power_state.RUNNING, self.driver.get_info(self.instance).state)
+        self.driver.pause(self.instance)
+        self.assertEqual(power_state.PAUSED, self.driver.get_info(self.instance).state)
+
+    def test_uncached_state_always_asks_the_engine(self):
+        self.driver.get_info(self.instance)
+        self.client.pause(naming.container_name(self.instance.uuid))
+        self.assertEqual(
+            power_state.PAUSED,
+            self.driver.get_info(self.instance, use_cache=False).state,
         )
