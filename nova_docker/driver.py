@@ -27,6 +27,7 @@ from nova_docker import host
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
 from nova_docker.engine import spec as spec_mod
+from nova_docker.image import cache as image_cache
 from nova_docker.image import fetch
 from nova_docker.image import snapshot
 from nova_docker.network import exception as network_exception
@@ -46,6 +47,8 @@ class DockerDriver(driver.ComputeDriver):
         "supports_image_type_raw": True,
         # Ports are plugged into the running container's namespace.
         "supports_attach_interface": True,
+        # Loaded images are cached by Glance UUID and pruned on request.
+        "has_imagecache": True,
     }
 
     def __init__(self, virtapi: Any) -> None:
@@ -61,6 +64,7 @@ class DockerDriver(driver.ComputeDriver):
         image_api = glance.API()
         self._fetcher = fetch.ImageFetcher(self._engine, image_api)
         self._snapshotter = snapshot.Snapshotter(self._engine, image_api)
+        self._image_cache = image_cache.ImageCache(self._engine)
 
     # -- host -------------------------------------------------------------
 
@@ -352,6 +356,17 @@ class DockerDriver(driver.ComputeDriver):
             image_id,
             update_task_state,
         )
+
+    def manage_image_cache(self, context: Any, all_instances: Any) -> None:
+        if not CONF.image_cache.remove_unused_base_images:
+            return
+        in_use = {i.image_ref for i in all_instances if i.image_ref}
+        self._image_cache.prune(
+            in_use, CONF.image_cache.remove_unused_original_minimum_age_seconds
+        )
+
+    def cache_image(self, context: Any, image_id: str) -> bool:
+        return self._fetcher.prefetch(context, image_id)
 
     def get_console_output(self, context: Any, instance: Any) -> str:
         try:

@@ -234,6 +234,16 @@ class Engine:
             return False
         return True
 
+    def tag_image(self, source: str, ref: str) -> None:
+        repository, tag = ref.rsplit(":", 1)
+        with self._call(f"tag {source} as {ref}", exception.ImageNotCached(ref=source)):
+            self.api.tag(source, repository, tag)
+
+    def list_images(self, repository: str) -> list[dict[str, Any]]:
+        """Summaries of the images tagged in ``repository``."""
+        with self._call(f"list images of {repository}"):
+            return self.api.images(name=repository)
+
     def remove_image(self, ref: str) -> bool:
         """Untag ``ref`` (and delete its layers if nothing else uses them)."""
         try:

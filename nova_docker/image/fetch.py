@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nova import exception as nova_exception
+from nova import objects
 from nova.i18n import _
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
@@ -60,6 +61,14 @@ class ImageFetcher:
             self._load(context, image_id, ref, instance)
         return ref
 
+    def prefetch(self, context: Any, image_id: str) -> bool:
+        """Load ``image_id`` ahead of any boot; False if it was cached."""
+        if self._engine.image_exists(naming.glance_image_ref(image_id)):
+            return False
+        image_meta = objects.ImageMeta.from_dict(self._image_api.get(context, image_id))
+        self.ensure(context, image_meta)
+        return True
+
     def _load(self, context: Any, image_id: str, ref: str, instance: Any) -> None:
         # No trusted_certs: the driver does not claim supports_trusted_certs,
         # so Nova never schedules such boots here.  Glance signatures are
@@ -99,6 +108,9 @@ class ImageFetcher:
                 image_id=image_id,
                 reason=_("the engine loaded it but reported no image %s") % ref,
             )
+        # A load does not stamp the tag's time; tagging again does, and the
+        # image cache ages images by it.
+        self._engine.tag_image(ref, ref)
 
     def _forget(self, ref: str) -> None:
         """Best-effort removal of a tag a failed load may have left."""

@@ -1,0 +1,71 @@
+"""The engine's cache of Glance images, pruned as Nova's image cache manager
+asks (``[image_cache] remove_unused_base_images`` and
+``remove_unused_original_minimum_age_seconds``).
+
+An image's age is the time since it was tagged by its load, which the engine
+records as ``Metadata.LastTagTime``.  Images a container still uses are never
+forced out: the engine refuses, and the image stays.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+
+from oslo_log import log as logging
+
+from nova_docker import exception
+from nova_docker.engine import client as engine_client
+from nova_docker.engine import naming
+
+LOG = logging.getLogger(__name__)
+
+
+class ImageCache:
+    def __init__(self, engine: engine_client.Engine) -> None:
+        self._engine = engine
+
+    def cached_ids(self) -> dict[str, str]:
+        """Glance image UUID → engine ref, for every cached image."""
+        cached = {}
+        for image in self._engine.list_images(naming.GLANCE_REPOSITORY):
+            for ref in image.get("RepoTags") or ():
+                repository, _, tag = ref.rpartition(":")
+                if repository == naming.GLANCE_REPOSITORY:
+                    cached[tag] = ref
+        return cached
+
+    def prune(self, in_use: Iterable[str], min_age_seconds: int) -> list[str]:
+        """Remove cached images not in ``in_use`` and older than the minimum.
+
+        Returns the Glance UUIDs whose images were removed.
+        """
+        keep = set(in_use)
+        removed = []
+        for image_id, ref in sorted(self.cached_ids().items()):
+            if image_id in keep or self._age(ref) < min_age_seconds:
+                continue
+            try:
+                self._engine.remove_image(ref)
+            except exception.EngineError as e:
+                LOG.info("Keeping cached image %s: %s", ref, e.format_message())
+                continue
+            LOG.info("Removed unused cached image %s", ref)
+            removed.append(image_id)
+        return removed
+
+    def _age(self, ref: str) -> float:
+        metadata = self._engine.inspect_image(ref).get("Metadata") or {}
+        tagged = _parse_time(metadata.get("LastTagTime"))
+        if tagged is None:
+            return float("inf")
+        return (datetime.datetime.now(datetime.UTC) - tagged).total_seconds()
+
+
+def _parse_time(text: str | None) -> datetime.datetime | None:
+    """The engine's RFC 3339 time, with nanoseconds cut to microseconds."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    stamp, _, fraction = text.rstrip("Z").partition(".")
+    micro = (fraction + "000000")[:6] if fraction else "000000"
+    return datetime.datetime.fromisoformat(f"{stamp}.{micro}+00:00")
