@@ -262,6 +262,12 @@ class Containers:
             if naming.NAME_LABEL in labels
         ]
 
+    def stats(self, instance: Any) -> dict[str, Any]:
+        try:
+            return self._engine.stats(naming.container_name(instance.uuid))
+        except exception.ContainerNotFound as e:
+            raise nova_exception.InstanceNotFound(instance_id=instance.uuid) from e
+
     # -- console ----------------------------------------------------------
 
     def console_output(self, instance: Any) -> str:

@@ -22,6 +22,7 @@ from oslo_utils import excutils
 
 from nova_docker import conf as docker_conf
 from nova_docker import container
+from nova_docker import diagnostics
 from nova_docker import exception
 from nova_docker import host
 from nova_docker.engine import client as engine_client
@@ -75,6 +76,7 @@ class DockerDriver(driver.ComputeDriver):
         except (exception.EngineUnavailable, exception.EngineTooOld) as e:
             LOG.error("Cannot use the Docker Engine at %s: %s", url, e.format_message())
             raise
+        self._snapshotter.sweep()
         LOG.info(
             "Using Docker Engine %s (API %s) at %s",
             version.get("Version"),
@@ -358,6 +360,7 @@ class DockerDriver(driver.ComputeDriver):
         )
 
     def manage_image_cache(self, context: Any, all_instances: Any) -> None:
+        self._snapshotter.sweep()
         if not CONF.image_cache.remove_unused_base_images:
             return
         in_use = {i.image_ref for i in all_instances if i.image_ref}
@@ -367,6 +370,9 @@ class DockerDriver(driver.ComputeDriver):
 
     def cache_image(self, context: Any, image_id: str) -> bool:
         return self._fetcher.prefetch(context, image_id)
+
+    def get_diagnostics(self, instance: Any) -> dict[str, int]:
+        return diagnostics.legacy_diagnostics(self._containers.stats(instance))
 
     def get_console_output(self, context: Any, instance: Any) -> str:
         try:

@@ -69,27 +69,34 @@ class Engine:
 
         Returns the engine's ``/version`` answer.
         """
+        s = self.settings
+        pinned = s.version != "auto"
         with self._call("connect"):
-            api = self._new_client(self.settings.version, self.settings.timeout)
-            version = api.version(api_version=False)
-        negotiated = api.api_version
-        if _version_tuple(negotiated) < _version_tuple(self.settings.min_version):
+            # Never "auto" for the SDK: it would ask the engine from its
+            # constructor, before trust_env can be turned off.
+            probe = self._new_client(s.version if pinned else s.min_version, s.timeout)
+            version = probe.version(api_version=False)
+        negotiated = s.version if pinned else str(version.get("ApiVersion", "0"))
+        if _version_tuple(negotiated) < _version_tuple(s.min_version):
             raise exception.EngineTooOld(
-                url=self.settings.url,
-                version=negotiated,
-                minimum=self.settings.min_version,
+                url=s.url, version=negotiated, minimum=s.min_version
             )
-        self._api = api
-        self._bulk_api = self._new_client(negotiated, self.settings.transfer_timeout)
+        self._api = probe if pinned else self._new_client(negotiated, s.timeout)
+        self._bulk_api = self._new_client(negotiated, s.transfer_timeout)
         return version
 
     def _new_client(self, version: str, timeout: int) -> docker.APIClient:
-        return docker.APIClient(
+        api = docker.APIClient(
             base_url=self.settings.url,
             version=version,
             timeout=timeout,
             tls=self._tls_config(),
         )
+        # Otherwise requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace
+        # tls_ca_cert (and defeat tls_verify=False), and sends engine traffic
+        # through HTTP(S)_PROXY.
+        api.trust_env = False
+        return api
 
     def _tls_config(self) -> docker.tls.TLSConfig | bool:
         s = self.settings
@@ -128,6 +135,8 @@ class Engine:
         except (
             requests.exceptions.ConnectionError,
             requests.exceptions.Timeout,
+            # A streamed body (save, logs) that breaks off midway.
+            requests.exceptions.ChunkedEncodingError,
             docker.errors.DockerException,
         ) as e:
             raise exception.EngineUnavailable(
@@ -211,6 +220,13 @@ class Engine:
             )
             yield from stream
 
+    def stats(self, name: str) -> dict[str, Any]:
+        """One resource-usage sample of ``name``."""
+        with self._call(
+            f"read stats of {name}", exception.ContainerNotFound(name=name)
+        ):
+            return self.api.stats(name, stream=False)
+
     def put_archive(self, name: str, path: str, data: bytes) -> None:
         with self._call(
             f"copy files into {name}", exception.ContainerNotFound(name=name)
@@ -239,10 +255,17 @@ class Engine:
         with self._call(f"tag {source} as {ref}", exception.ImageNotCached(ref=source)):
             self.api.tag(source, repository, tag)
 
-    def list_images(self, repository: str) -> list[dict[str, Any]]:
-        """Summaries of the images tagged in ``repository``."""
+    def image_tags(self, repository: str) -> list[str]:
+        """Every ``repository:tag`` the engine holds in ``repository``."""
         with self._call(f"list images of {repository}"):
-            return self.api.images(name=repository)
+            found = self.api.images(name=repository)
+        prefix = f"{repository}:"
+        return [
+            tag
+            for image in found
+            for tag in image.get("RepoTags") or ()
+            if tag.startswith(prefix)
+        ]
 
     def remove_image(self, ref: str) -> bool:
         """Untag ``ref`` (and delete its layers if nothing else uses them)."""

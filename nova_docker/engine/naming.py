@@ -13,6 +13,9 @@ HOST_LABEL = f"{LABEL_PREFIX}.host"
 #: Repository of images loaded from Glance; the tag is the Glance image UUID,
 #: so the Glance image name never has to match anything on the engine.
 GLANCE_REPOSITORY = "nova-glance"
+#: Repository of snapshots being committed and uploaded; a tag left here is
+#: an upload that was cut short, and is swept away.
+SNAPSHOT_REPOSITORY = "nova-snapshot"
 
 
 def container_name(instance_uuid: str) -> str:
@@ -21,6 +24,10 @@ def container_name(instance_uuid: str) -> str:
 
 def glance_image_ref(image_id: str) -> str:
     return f"{GLANCE_REPOSITORY}:{image_id}"
+
+
+def snapshot_ref(image_id: str) -> str:
+    return f"{SNAPSHOT_REPOSITORY}:{image_id}"
 
 
 def container_labels(

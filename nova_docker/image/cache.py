@@ -27,13 +27,10 @@ class ImageCache:
 
     def cached_ids(self) -> dict[str, str]:
         """Glance image UUID → engine ref, for every cached image."""
-        cached = {}
-        for image in self._engine.list_images(naming.GLANCE_REPOSITORY):
-            for ref in image.get("RepoTags") or ():
-                repository, _, tag = ref.rpartition(":")
-                if repository == naming.GLANCE_REPOSITORY:
-                    cached[tag] = ref
-        return cached
+        return {
+            ref.rpartition(":")[2]: ref
+            for ref in self._engine.image_tags(naming.GLANCE_REPOSITORY)
+        }
 
     def prune(self, in_use: Iterable[str], min_age_seconds: int) -> list[str]:
         """Remove cached images not in ``in_use`` and older than the minimum.
@@ -56,13 +53,13 @@ class ImageCache:
 
     def _age(self, ref: str) -> float:
         metadata = self._engine.inspect_image(ref).get("Metadata") or {}
-        tagged = _parse_time(metadata.get("LastTagTime"))
+        tagged = parse_time(metadata.get("LastTagTime"))
         if tagged is None:
             return float("inf")
         return (datetime.datetime.now(datetime.UTC) - tagged).total_seconds()
 
 
-def _parse_time(text: str | None) -> datetime.datetime | None:
+def parse_time(text: str | None) -> datetime.datetime | None:
     """The engine's RFC 3339 time, with nanoseconds cut to microseconds."""
     if not text or text.startswith("0001-01-01"):
         return None

@@ -1,19 +1,23 @@
 """Engine → Glance: snapshot a container into a bootable Glance image.
 
-The container is committed under the snapshot's own ``nova-glance:<uuid>``
-tag, so the saved tarball already names the image the way a later boot will
-look for it, then ``docker save`` streams straight into Glance's upload.
-The local tag is removed afterwards: only the Glance image remains.
+The container is committed under ``nova-snapshot:<snapshot uuid>``, then
+``docker save`` streams straight into Glance's upload (a later boot re-tags
+the image by its Glance UUID, as every load does).  The local tag is removed
+afterwards: only the Glance image remains.  A tag left by a snapshot that
+the engine's failure cut short is swept away at start-up and by every image
+cache pass.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from nova.compute import task_states
 from oslo_log import log as logging
 
+from nova_docker import exception
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
 from nova_docker.image import fetch
@@ -26,6 +30,10 @@ class Snapshotter:
     def __init__(self, engine: engine_client.Engine, image_api: Any) -> None:
         self._engine = engine
         self._image_api = image_api
+        # Snapshot tags in use; held while sweeping, so that a sweep never
+        # removes the tag of a snapshot still being taken.
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
 
     def snapshot(
         self,
@@ -38,10 +46,12 @@ class Snapshotter:
         """Commit ``container`` and upload it as Glance image ``image_id``."""
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
         snapshot_name = self._image_api.get(context, image_id)["name"]
-        repository, tag = naming.glance_image_ref(image_id).split(":", 1)
-        ref = f"{repository}:{tag}"
-        self._engine.commit(container, repository, tag)
+        ref = naming.snapshot_ref(image_id)
+        repository, tag = ref.split(":", 1)
+        with self._lock:
+            self._in_flight.add(ref)
         try:
+            self._engine.commit(container, repository, tag)
             update_task_state(
                 task_state=task_states.IMAGE_UPLOADING,
                 expected_state=task_states.IMAGE_PENDING_UPLOAD,
@@ -55,7 +65,27 @@ class Snapshotter:
                 purge_props=False,
             )
         finally:
+            with self._lock:
+                self._in_flight.discard(ref)
+            self._forget(ref)
+
+    def sweep(self) -> None:
+        """Remove the tags of snapshots cut short while the engine was down."""
+        with self._lock:
+            for ref in self._engine.image_tags(naming.SNAPSHOT_REPOSITORY):
+                if ref not in self._in_flight:
+                    LOG.info("Removing %s, left by an interrupted snapshot", ref)
+                    self._forget(ref)
+
+    def _forget(self, ref: str) -> None:
+        try:
             self._engine.remove_image(ref)
+        except exception.EngineUnavailable:
+            LOG.warning(
+                "Could not remove %s, the engine is down; the next image "
+                "cache pass removes it",
+                ref,
+            )
 
 
 def snapshot_metadata(name: str, owner: str) -> dict[str, Any]:

@@ -192,3 +192,9 @@ class LifecycleTestCase(base.DriverTestCase):
             power_state.PAUSED,
             self.driver.get_info(self.instance, use_cache=False).state,
         )
+
+    def test_legacy_diagnostics_report_memory_and_processes(self):
+        flat = self.driver.get_diagnostics(self.instance)
+        self.assertGreater(flat["memory-actual"], 0)
+        self.assertGreaterEqual(flat["pids"], 1)
+        self.assertIn("cpu0_time", flat)

@@ -55,6 +55,7 @@ class SnapshotTestCase(base.DriverTestCase):
         self.assertEqual("raw", snapshot["disk_format"])
         self.assertEqual("snap", snapshot["name"])
         # Only the Glance image remains: the committed tag is gone.
+        self.assertEqual([], self.client.images(name=naming.snapshot_ref(snapshot_id)))
         self.assert_image_gone(self.image_meta(snapshot_id))
 
         child = self.spawn(self.image_meta(snapshot_id))

@@ -24,8 +24,8 @@ def engine_with(api: mock.Mock) -> client.Engine:
 
 
 def test_an_engine_older_than_the_minimum_is_refused():
-    fake_api = mock.Mock(api_version="1.40")
-    fake_api.version.return_value = {"Version": "19.03"}
+    fake_api = mock.Mock()
+    fake_api.version.return_value = {"Version": "19.03", "ApiVersion": "1.40"}
     with mock.patch.object(client.docker, "APIClient", return_value=fake_api):
         engine = client.Engine(client.EngineSettings(url="unix:///x.sock"))
         with pytest.raises(exception.EngineTooOld, match=r"1\.40.*at least 1\.41"):

@@ -1,0 +1,111 @@
+"""dockerd stopped and started under running, paused and stopped instances.
+
+The same driver object is used throughout, as nova-compute would keep it:
+after the restart it must report each instance's true state, list each
+instance once, and carry out what Nova's power-state sync then asks of it.
+"""
+
+from __future__ import annotations
+
+from nova.compute import power_state
+
+from nova_docker.tests.functional import private_engine
+
+RUNNING = power_state.RUNNING
+PAUSED = power_state.PAUSED
+SHUTDOWN = power_state.SHUTDOWN
+
+
+class _RestartTestCase(private_engine.PrivateEngineTestCase):
+    def setUp(self):
+        super().setUp()
+        image = self.make_image()
+        self.instances = {name: self.spawn(image) for name in ("run", "pause", "stop")}
+        self.driver.pause(self.instances["pause"])
+        self.driver.power_off(self.instances["stop"], timeout=5)
+
+    def states(self) -> dict[str, int]:
+        return {
+            name: self.driver.get_info(instance).state
+            for name, instance in self.instances.items()
+        }
+
+    def pids(self) -> dict[str, int]:
+        return {
+            name: self.container(instance)["State"]["Pid"]
+            for name, instance in self.instances.items()
+        }
+
+    def assert_listed_once(self) -> None:
+        listed = self.driver.list_instance_uuids()
+        expected = sorted(i.uuid for i in self.instances.values())
+        self.assertEqual(expected, sorted(listed))
+
+    def restart(self, crash: bool = False) -> None:
+        if crash:
+            self.engine.kill()
+        else:
+            self.engine.stop()
+        self.engine.start()
+
+
+class RestartWithoutLiveRestoreTestCase(_RestartTestCase):
+    def test_clean_restart_reports_every_instance_shut_down(self):
+        self.restart()
+        self.assertEqual(
+            {"run": SHUTDOWN, "pause": SHUTDOWN, "stop": SHUTDOWN}, self.states()
+        )
+        self.assert_listed_once()
+
+    def test_crash_reports_all_shut_down_and_host_boot_resume_restarts(self):
+        self.restart(crash=True)
+        self.assertEqual(
+            {"run": SHUTDOWN, "pause": SHUTDOWN, "stop": SHUTDOWN}, self.states()
+        )
+        self.assert_listed_once()
+        # What sync_power_states does for an ACTIVE instance found shut down.
+        self.driver.power_off(self.instances["run"], timeout=5)
+        self.assertEqual(SHUTDOWN, self.driver.get_info(self.instances["run"]).state)
+        # What resume_guests_state_on_host_boot does for the running ones.
+        for name in ("run", "pause"):
+            self.driver.resume_state_on_host_boot(
+                self.ctxt, self.instances[name], [], None
+            )
+        self.assertEqual(
+            {"run": RUNNING, "pause": RUNNING, "stop": SHUTDOWN}, self.states()
+        )
+        self.assert_listed_once()
+
+
+class RestartWithLiveRestoreTestCase(_RestartTestCase):
+    live_restore = True
+
+    def test_clean_restart_keeps_the_same_processes_running_and_paused(self):
+        before = self.pids()
+        self.restart()
+        self.assertEqual(
+            {"run": RUNNING, "pause": PAUSED, "stop": SHUTDOWN}, self.states()
+        )
+        self.assertEqual(before, self.pids())
+        self.assert_listed_once()
+
+    def test_crash_and_restart_keeps_the_same_processes_running_and_paused(self):
+        before = self.pids()
+        self.restart(crash=True)
+        self.assertEqual(
+            {"run": RUNNING, "pause": PAUSED, "stop": SHUTDOWN}, self.states()
+        )
+        self.assertEqual(before, self.pids())
+        self.assert_listed_once()
+
+    def test_restored_instances_can_still_be_paused_stopped_and_started(self):
+        self.restart()
+        run, paused = self.instances["run"], self.instances["pause"]
+        self.driver.unpause(paused)
+        self.driver.pause(run)
+        self.assertEqual(PAUSED, self.driver.get_info(run).state)
+        self.driver.power_off(paused, timeout=5)
+        self.driver.power_on(self.ctxt, self.instances["stop"], [])
+        self.assertEqual(
+            {"run": PAUSED, "pause": SHUTDOWN, "stop": RUNNING}, self.states()
+        )

@@ -1,0 +1,107 @@
+"""A remote engine on TCP with TLS: verified both ways, refused otherwise.
+
+The engine listens on loopback with ``--tlsverify``, so it checks the
+driver's client certificate too.  The CA, server and client certificates are
+made by the test.
+"""
+
+from __future__ import annotations
+
+import fixtures
+import nova.conf
+from nova.compute import power_state
+
+from nova_docker import exception
+from nova_docker.conf import docker as docker_conf
+from nova_docker.tests.functional import private_engine
+from nova_docker.tests.functional import tls_certs
+
+CONF = nova.conf.CONF
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+class RemoteTlsTestCase(private_engine.PrivateEngineTestCase):
+    def setUp(self):
+        # Cleared so each test controls them; one test sets one on purpose.
+        for name in CA_BUNDLE_VARIABLES:
+            self.useFixture(fixtures.EnvironmentVariable(name))
+        super().setUp()
+
+    def make_engine(self) -> private_engine.PrivateEngine:
+        certs = self.useFixture(fixtures.TempDir()).path
+        self.pki = tls_certs.make_pki(certs)
+        self.other_pki = tls_certs.make_pki(certs, prefix="other-")
+        server = private_engine.ServerTls(
+            ca_cert=self.pki.ca_cert,
+            cert=self.pki.server_cert,
+            key=self.pki.server_key,
+        )
+        return private_engine.PrivateEngine(tls=server)
+
+    def use_tls(
+        self,
+        ca_cert: str | None,
+        cert: str | None,
+        key: str | None,
+        **options: object,
+    ) -> None:
+        self.use_engine(
+            self.engine.tcp_url,
+            tls_ca_cert=ca_cert,
+            tls_cert=cert,
+            tls_key=key,
+            **options,
+        )
+
+    def assert_refused(self, ca_cert, cert, key, reason: str) -> None:
+        error = self.assertRaises(
+            exception.EngineUnavailable, self.use_tls, ca_cert, cert, key
+        )
+        message = error.format_message()
+        self.assertIn(self.engine.tcp_url, message)
+        self.assertIn(reason, message)
+
+    def test_the_right_ca_and_client_certificate_run_instances(self):
+        self.use_tls(self.pki.ca_cert, self.pki.client_cert, self.pki.client_key)
+        instance = self.spawn(self.make_image())
+        self.assertEqual(power_state.RUNNING, self.driver.get_info(instance).state)
+        self.assertEqual([instance.uuid], self.driver.list_instance_uuids())
+
+    def test_an_engine_certificate_from_another_ca_is_refused(self):
+        self.assert_refused(
+            self.other_pki.ca_cert,
+            self.pki.client_cert,
+            self.pki.client_key,
+            "CERTIFICATE_VERIFY_FAILED",
+        )
+
+    def test_verification_is_on_by_default_against_the_system_bundle(self):
+        options = {opt.name: opt for opt in docker_conf.ALL_OPTS}
+        self.assertIs(True, options["tls_verify"].default)
+        self.assertIs(True, CONF.docker.tls_verify)
+        self.assert_refused(
+            None, self.pki.client_cert, self.pki.client_key, "CERTIFICATE_VERIFY_FAILED"
+        )
+
+    def test_the_engine_refuses_a_client_without_a_certificate_it_trusts(self):
+        self.assert_refused(self.pki.ca_cert, None, None, "SSL")
+        self.assert_refused(
+            self.pki.ca_cert,
+            self.other_pki.client_cert,
+            self.other_pki.client_key,
+            "SSL",
+        )
+
+    def test_tls_verify_false_trusts_any_engine(self):
+        """What the default protects against: with verification off, an
+        engine whose certificate no configured CA signed is accepted."""
+        self.use_tls(None, self.pki.client_cert, self.pki.client_key, tls_verify=False)
+        self.assertEqual([], self.driver.list_instance_uuids())
+
+    def test_the_configured_ca_wins_over_a_ca_bundle_in_the_environment(self):
+        self.useFixture(
+            fixtures.EnvironmentVariable("REQUESTS_CA_BUNDLE", SYSTEM_CA_BUNDLE)
+        )
+        self.use_tls(self.pki.ca_cert, self.pki.client_cert, self.pki.client_key)
+        self.assertEqual([], self.driver.list_instance_uuids())
