@@ -117,6 +117,10 @@ class DockerDriver(driver.ComputeDriver):
     def get_host_uptime(self) -> str:
         return host.uptime_text()
 
+    def get_host_cpu_stats(self) -> dict[str, int]:
+        # This compute host's CPUs, which are the engine's unless it is remote.
+        return host.read_cpu_stats()
+
     # -- instances on this host -------------------------------------------
 
     def list_instances(self) -> list[str]:

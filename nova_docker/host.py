@@ -140,3 +140,31 @@ def uptime_text(now: float | None = None) -> str:
     return (
         f" {clock} up {days} days, {hours:2d}:{rest // 60:02d}, load average: {loads}"
     )
+
+
+def cpu_stats(proc_stat: str, cpuinfo: str, clock_ticks: int) -> dict[str, int]:
+    """Host CPU times in nanoseconds and frequency in MHz, as Nova's CPU
+    monitor (``compute_monitors = cpu.virt_driver``) expects them.
+
+    Pure: takes the text of ``/proc/stat`` and ``/proc/cpuinfo``.
+    """
+    fields = proc_stat.splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait = (int(v) for v in fields[:5])
+    to_ns = 1_000_000_000 // clock_ticks
+    mhz = [
+        float(line.split(":")[1])
+        for line in cpuinfo.splitlines()
+        if line.startswith("cpu MHz")
+    ]
+    return {
+        "kernel": system * to_ns,
+        "idle": idle * to_ns,
+        "user": (user + nice) * to_ns,
+        "iowait": iowait * to_ns,
+        "frequency": int(max(mhz)) if mhz else 0,
+    }
+
+
+def read_cpu_stats() -> dict[str, int]:
+    with open("/proc/stat") as stat, open("/proc/cpuinfo") as cpuinfo:
+        return cpu_stats(stat.read(), cpuinfo.read(), os.sysconf("SC_CLK_TCK"))

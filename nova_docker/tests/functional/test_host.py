@@ -92,6 +92,11 @@ class ResourcesTestCase(base.DriverTestCase):
         )
         self.assertIn("load average", self.driver.get_host_uptime())
 
+    def test_host_cpu_stats_feed_novas_cpu_monitor(self):
+        stats = self.driver.get_host_cpu_stats()
+        self.assertEqual({"kernel", "idle", "user", "iowait", "frequency"}, set(stats))
+        self.assertGreater(stats["idle"], 0)
+
     def test_nodes(self):
         self.assertEqual([self.host], self.driver.get_available_nodes())
         self.assertEqual(

@@ -53,3 +53,15 @@ def test_available_resource_says_docker_and_exe():
     assert resources["hypervisor_version"] == 20_010_024
     assert resources["supported_instances"] == [("x86_64", "docker", "exe")]
     assert resources["disk_available_least"] == 60
+
+
+def test_cpu_stats_convert_ticks_to_nanoseconds():
+    stat = "cpu  100 20 30 400 5 0 0 0 0 0\ncpu0 1 2 3 4 5 0 0 0 0 0\n"
+    cpuinfo = "processor: 0\ncpu MHz\t\t: 2399.998\nprocessor: 1\ncpu MHz: 2500.5\n"
+    assert host.cpu_stats(stat, cpuinfo, 100) == {
+        "kernel": 300_000_000,
+        "idle": 4_000_000_000,
+        "user": 1_200_000_000,
+        "iowait": 50_000_000,
+        "frequency": 2500,
+    }
