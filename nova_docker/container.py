@@ -181,8 +181,13 @@ class Containers:
             raise nova_exception.InstanceNotFound(instance_id=instance.uuid) from e
 
     def pid(self, instance: Any) -> int:
-        """The container's init PID; 0 when it is not running."""
-        container_state = self.inspect(instance)["State"]
+        """The container's init PID; 0 when it is not running or is gone
+        (then there is no namespace to plug, and nova-compute's start-up
+        plug_vifs must not fail for a container removed outside Nova)."""
+        try:
+            container_state = self.inspect(instance)["State"]
+        except nova_exception.InstanceNotFound:
+            return 0
         if state.power_state_of(container_state) != power_state.RUNNING:
             return 0
         return int(container_state.get("Pid") or 0)

@@ -198,3 +198,13 @@ class LifecycleTestCase(base.DriverTestCase):
         self.assertGreater(flat["memory-actual"], 0)
         self.assertGreaterEqual(flat["pids"], 1)
         self.assertIn("cpu0_time", flat)
+
+    def test_plug_vifs_of_an_instance_whose_container_is_gone_does_nothing(self):
+        # nova-compute calls plug_vifs for every instance at start-up; one
+        # whose container was removed outside Nova must not stop it.
+        self.client.remove_container(
+            naming.container_name(self.instance.uuid), force=True
+        )
+        vif = {"id": str(uuid.uuid4()), "active": True, "type": "ovs"}
+        self.driver.plug_vifs(self.instance, [vif])
+        self.assertFalse(self.driver.instance_exists(self.instance))
