@@ -24,6 +24,9 @@ SERVICES = (
     ("glance", "image", ""),
     ("placement", "placement", ""),
 )
+#: Only in a cloud with Neutron; without it Nova uses the null network,
+#: which users must not find in the catalog.
+NETWORK_SERVICE = ("neutron", "network", "")
 #: Flavors sized for containers: (name, MiB of memory, vCPUs, GB of disk).
 FLAVORS = (
     ("c1.tiny", 64, 1, 1),
@@ -130,6 +133,17 @@ def bootstrap_identity(layout: Layout, secrets: Mapping[str, str]) -> None:
     demo_project = _project(conn, "demo")
     demo = _user(conn, "demo", secrets["demo"], demo_project)
     _grant(conn, demo_project, demo, "member", "reader")
+
+
+def bootstrap_network_service(layout: Layout, secrets: Mapping[str, str]) -> None:
+    """The ``neutron`` service user and the ``network`` catalog entry; apart
+    from :func:`bootstrap_identity` so that a cloud made before Neutron
+    gains it too."""
+    conn = connect(layout, secrets)
+    name, kind, path = NETWORK_SERVICE
+    user = _user(conn, name, secrets[name], _project(conn, SERVICE_PROJECT))
+    _grant(conn, _project(conn, SERVICE_PROJECT), user, "admin", "service")
+    _endpoint(conn, name, kind, layout.url(name, path))
 
 
 def ensure_flavors(layout: Layout, secrets: Mapping[str, str]) -> None:

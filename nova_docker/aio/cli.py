@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port-base",
         type=int,
-        help=f"first of the cloud's 6 loopback ports (env {PORT_BASE_ENV}, "
+        help=f"first of the cloud's 7 loopback ports (env {PORT_BASE_ENV}, "
         f"default {DEFAULT_PORT_BASE})",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
             choices=sorted(cloud.DRIVERS),
             default="docker",
             help="compute driver: docker, or Nova's fake driver as a baseline",
+        )
+        cmd.add_argument(
+            "--no-neutron",
+            dest="with_neutron",
+            action="store_const",
+            const=False,
+            help="the lightest cloud: no Neutron, OVN or Open vSwitch; servers "
+            "boot with --nic none (default: as the cloud was first made; new "
+            "clouds with the fake driver have no Neutron)",
         )
     down = sub.add_parser("down", help="stop the cloud and remove its containers")
     down.add_argument("--keep-containers", action="store_true")
@@ -84,7 +93,7 @@ def _use_hint(layout: Layout) -> str:
 
 
 def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
-    seconds = cloud.up(layout, args.driver)
+    seconds = cloud.up(layout, args.driver, args.with_neutron)
     print(f"The cloud is up in {seconds:.1f}s. Use it with:\n{_use_hint(layout)}")
     return 0
 
@@ -92,10 +101,10 @@ def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
 def cmd_demo(layout: Layout, args: argparse.Namespace) -> int:
     from nova_docker.aio import demo  # noqa: PLC0415 - demo-only imports
 
-    seconds = cloud.up(layout, args.driver)
+    seconds = cloud.up(layout, args.driver, args.with_neutron)
     print(f"The cloud is up in {seconds:.1f}s.")
     try:
-        demo.run(layout)
+        demo.run(layout, cloud.has_neutron(layout))
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         raise steps.StepFailed("demo", "show", layout.log("nova"), str(exc)) from exc
     print(f"Use the cloud with:\n{_use_hint(layout)}")
@@ -129,17 +138,24 @@ def cmd_down(layout: Layout, args: argparse.Namespace) -> int:
 def cmd_status(layout: Layout, args: argparse.Namespace) -> int:
     print(f"cloud in {layout.root} (compute host {layout.compute_host})")
     up = 0
-    for service in cloud.SERVICES:
+    services = cloud.services(layout)
+    for service in services:
         pid = procs.read_pid(layout.pidfile(service))
         state = f"running (pid {pid})" if pid else "stopped"
         up += bool(pid)
         print(
-            f"  {service:<10} {state:<22} 127.0.0.1:{layout.port(service):<6} "
+            f"  {service:<14} {state:<22} {_where(layout, service):<16} "
             f"{layout.log(service)}"
         )
     if up and layout.clouds_yaml.exists():
         print(f"Use it with:\n{_use_hint(layout)}")
-    return 0 if up == len(cloud.SERVICES) else 3
+    return 0 if up == len(services) else 3
+
+
+def _where(layout: Layout, service: str) -> str:
+    if service in cloud.BASE_SERVICES or service == "neutron":
+        return f"127.0.0.1:{layout.port(service)}"
+    return "(no port)"
 
 
 def cmd_logs(layout: Layout, args: argparse.Namespace) -> int:

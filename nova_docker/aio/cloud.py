@@ -16,10 +16,15 @@ from pathlib import Path
 
 from nova_docker.aio import catalog
 from nova_docker.aio import configs
+from nova_docker.aio import external
 from nova_docker.aio import hostcheck
 from nova_docker.aio import keystone
 from nova_docker.aio import mariadb
+from nova_docker.aio import neutron
+from nova_docker.aio import neutron_bootstrap
 from nova_docker.aio import nova_setup
+from nova_docker.aio import ovn
+from nova_docker.aio import ovs
 from nova_docker.aio import procs
 from nova_docker.aio import secret
 from nova_docker.aio import tools
@@ -35,8 +40,21 @@ from nova_docker.aio.steps import step
 #: could not be restarted).
 DRIVERS = {"docker": "docker.DockerDriver", "fake": "fake.FakeDriverWithoutFakeNodes"}
 #: In start order.
-SERVICES = ("mariadb", "keystone", "glance", "placement", "nova")
+BASE_SERVICES = ("mariadb", "keystone", "glance", "placement", "nova")
+#: Started only in a cloud with Neutron.
+NETWORK_SERVICES = (*ovn.DAEMONS, "neutron")
+SERVICES = (*BASE_SERVICES, *NETWORK_SERVICES)
 DOCKER_URL = "unix:///var/run/docker.sock"
+
+
+def has_neutron(layout: Layout) -> bool:
+    record = layout.root / "network"
+    return record.exists() and record.read_text().strip() == "neutron"
+
+
+def services(layout: Layout) -> tuple[str, ...]:
+    """This cloud's services, in start order."""
+    return SERVICES if has_neutron(layout) else BASE_SERVICES
 
 
 def running(layout: Layout, service: str) -> bool:
@@ -57,7 +75,10 @@ def _once(
     marker.touch()
 
 
-def _write_configs(layout: Layout, secrets: Mapping[str, str], driver: str) -> None:
+def _write_configs(
+    layout: Layout, secrets: Mapping[str, str], driver: str, with_neutron: bool
+) -> None:
+    switch_db = ovs.Switch().connection if with_neutron else None
     files = {
         keystone.config_file(layout): configs.keystone(layout, secrets),
         layout.etc / "glance" / "glance-api.conf": configs.glance(
@@ -65,9 +86,13 @@ def _write_configs(layout: Layout, secrets: Mapping[str, str], driver: str) -> N
         ),
         layout.etc / "placement" / "placement.conf": configs.placement(layout, secrets),
         nova_setup.config_file(layout): configs.nova(
-            layout, secrets, DRIVERS[driver], DOCKER_URL
+            layout, secrets, DRIVERS[driver], DOCKER_URL, switch_db
         ),
     }
+    if with_neutron:
+        conf, ml2 = neutron.config_files(layout)
+        files[conf] = configs.neutron(layout, secrets, neutron.paste_config())
+        files[ml2] = configs.ml2(layout)
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -87,7 +112,7 @@ def _start(layout: Layout, service: str, start: Callable[[], None]) -> None:
         start()
 
 
-def _database(layout: Layout, secrets: Mapping[str, str]) -> None:
+def _database(layout: Layout, secrets: Mapping[str, str], with_neutron: bool) -> None:
     log = layout.log("mariadb")
     _once(
         layout, "mariadb", "initialize datadir", lambda: mariadb.initialize(layout), log
@@ -101,6 +126,7 @@ def _database(layout: Layout, secrets: Mapping[str, str]) -> None:
             "nova_api",
             "nova_cell0",
             "nova_cell1",
+            *(("neutron",) if with_neutron else ()),
         ):
             mariadb.ensure_database(layout, name, secrets[f"db_{name}"])
 
@@ -152,7 +178,7 @@ def _placement(layout: Layout) -> None:
     _start(layout, "placement", lambda: wsgi.start(layout, "placement", env, 4))
 
 
-def _start_nova(layout: Layout) -> None:
+def _start_nova(layout: Layout, with_neutron: bool) -> None:
     ready = layout.run / "nova.ready"
     argv = [
         sys.executable,
@@ -162,11 +188,11 @@ def _start_nova(layout: Layout) -> None:
         str(layout.etc / "nova"),
         "--api-port",
         str(layout.port("nova")),
-        "--null-network-port",
-        str(layout.port("null-network")),
         "--ready-file",
         str(ready),
     ]
+    if not with_neutron:
+        argv += ["--null-network-port", str(layout.port("null-network"))]
     pidfile = layout.pidfile("nova")
     procs.spawn(argv, pidfile, layout.log("nova"))
     procs.wait_for(
@@ -182,16 +208,19 @@ def _parallel(*chains: Callable[[], None]) -> None:
         future.result()
 
 
-def _host(layout: Layout, driver: str) -> None:
+def _host(layout: Layout, driver: str, with_neutron: bool) -> None:
     hostcheck.require_root("nova-docker-aio up")
     with step("host", "packages and engine"):
         mariadb.ensure_installed()
+        if with_neutron:
+            ovn.ensure_installed()
         if driver == "docker":
             hostcheck.ensure_engine(layout.log("dockerd"))
     ours = {name for name in SERVICES if running(layout, name)}
+    unused = {"null-network"} if with_neutron else {"neutron"}
     if "nova" in ours:
         ours.add("null-network")
-    hostcheck.check_ports_free(layout, set(PORT_OFFSETS) - ours)
+    hostcheck.check_ports_free(layout, set(PORT_OFFSETS) - ours - unused)
 
 
 def _service_dirs(layout: Layout) -> tuple[Path, ...]:
@@ -221,23 +250,47 @@ def _pin_driver(layout: Layout, driver: str) -> None:
     record.write_text(f"{driver}\n")
 
 
-def up(layout: Layout, driver: str = "docker") -> float:
+def _pin_network(layout: Layout, driver: str, with_neutron: bool | None) -> bool:
+    """Whether this cloud runs Neutron: as asked, else as first made, else
+    yes for the Docker driver (Nova's fake driver plugs nothing)."""
+    record = layout.root / "network"
+    previous = record.read_text().strip() if record.exists() else None
+    wanted = {True: "neutron", False: "none", None: previous}[with_neutron]
+    wanted = wanted or ("neutron" if driver == "docker" else "none")
+    if previous not in (None, wanted):
+        flag = "--no-neutron" if previous == "none" else "no --no-neutron"
+        raise hostcheck.HostError(
+            f"{layout.root} holds a cloud made with network {previous}; use "
+            f"{flag}, or another --state-dir (and --port-base)"
+        )
+    layout.root.mkdir(parents=True, exist_ok=True)
+    record.write_text(f"{wanted}\n")
+    return wanted == "neutron"
+
+
+def up(
+    layout: Layout, driver: str = "docker", with_neutron: bool | None = None
+) -> float:
     """Bring the cloud up; return the seconds it took."""
     started = time.monotonic()
+    with_neutron = _pin_network(layout, driver, with_neutron)
     print(
         f"nova-docker-aio: bringing up the cloud in {layout.root} "
         f"(ports {layout.port_base}-{layout.port_base + len(PORT_OFFSETS) - 1}, "
-        f"compute host {layout.compute_host}, driver {driver})"
+        f"compute host {layout.compute_host}, driver {driver}, "
+        f"network {'neutron (ML2/OVN)' if with_neutron else 'none'})"
     )
-    _host(layout, driver)
+    _host(layout, driver, with_neutron)
     _pin_driver(layout, driver)
     for sub in (layout.logs, layout.run, layout.etc, *_service_dirs(layout)):
         sub.mkdir(parents=True, exist_ok=True)
     secrets = secret.load_or_create(layout)
     with step("config", "render service configuration"):
-        _write_configs(layout, secrets, driver)
-    _database(layout, secrets)
+        _write_configs(layout, secrets, driver, with_neutron)
+    _database(layout, secrets, with_neutron)
+    network = (lambda: _network(layout)) if with_neutron else (lambda: None)
     _parallel(
+        network,
         lambda: _keystone(layout, secrets),
         lambda: _glance(layout),
         lambda: _placement(layout),
@@ -249,10 +302,20 @@ def up(layout: Layout, driver: str = "docker") -> float:
             layout.log("nova-manage"),
         ),
     )
-    _start(layout, "nova", lambda: _start_nova(layout))
+    if with_neutron:
+        _once(
+            layout,
+            "neutron",
+            "user and catalog",
+            lambda: catalog.bootstrap_network_service(layout, secrets),
+            layout.log("keystone"),
+        )
+    _start(layout, "nova", lambda: _start_nova(layout, with_neutron))
     with step("nova", "container flavors", layout.log("nova")):
         catalog.ensure_flavors(layout, secrets)
     catalog.write_clouds_yaml(layout, secrets)
+    if with_neutron:
+        _default_networks(layout, secrets)
     return time.monotonic() - started
 
 
@@ -264,10 +327,91 @@ def _stop(layout: Layout, service: str) -> None:
 
 def down(layout: Layout) -> None:
     """Stop every service this cloud started, by its recorded PID: Nova
-    first, the database last."""
+    first, the database last; then give back the shared switch."""
+    with_neutron = has_neutron(layout)
     _stop(layout, "nova")
-    _parallel(
-        *(lambda s=s: _stop(layout, s) for s in ("keystone", "glance", "placement"))
-    )
+    apis = ("keystone", "glance", "placement", *(("neutron",) if with_neutron else ()))
+    _parallel(*(lambda s=s: _stop(layout, s) for s in apis))
+    for daemon in reversed(ovn.DAEMONS if with_neutron else ()):
+        _stop(layout, daemon)
     _stop(layout, "mariadb")
     (layout.run / "nova.ready").unlink(missing_ok=True)
+    _release_switch(layout)
+
+
+def _switch_claim(layout: Layout) -> str:
+    """This cloud's claim on the shared switch (see :mod:`.ovs`)."""
+    return f"cloud-{layout.compute_host}"
+
+
+def _network(layout: Layout) -> None:
+    """The shared switch with this cloud's bridges, its OVN, then Neutron."""
+    log = layout.log("ovn-controller")
+    with step("ovs", "shared switch and bridges", ovs.Switch().log("ovs-vswitchd")):
+        switch = ovs.acquire(_switch_claim(layout), f"state {layout.root}")
+        # Two clouds coming up at once must not pick the same range.
+        with ovs.locked(switch):
+            ranges = external.choose(layout, switch)
+            ovs.add_bridge(switch, layout.bridge("int"))
+            ovs.add_bridge(switch, layout.bridge("ext"))
+            external.configure_host_side(layout, ranges)
+    _once(layout, "ovn", "create databases", lambda: ovn.initialize(layout), log)
+    for db in ("nb", "sb"):
+        _start_daemon(layout, f"ovn-{db}", lambda db=db: ovn.start_db(layout, db))
+    _start_daemon(layout, "ovn-northd", lambda: ovn.start_northd(layout))
+    with step("ovn-controller", "chassis settings", log):
+        ovn.configure_chassis(layout, switch)
+    _start_daemon(
+        layout, "ovn-controller", lambda: ovn.start_controller(layout, switch)
+    )
+    with step("ovn-controller", f"chassis {layout.compute_host} registered", log):
+        procs.wait_for(
+            lambda: ovn.chassis_registered(layout),
+            layout.pidfile("ovn-controller"),
+            60,
+            "ovn-controller",
+        )
+        ovn.announce_bridge(layout)
+    manage = layout.log("neutron-manage")
+    _once(layout, "neutron", "db sync", lambda: neutron.db_sync(layout), manage)
+    _start(layout, "neutron", lambda: neutron.start(layout))
+
+
+def _start_daemon(layout: Layout, name: str, start: Callable[[], None]) -> None:
+    """Like :func:`_start`, for daemons that listen on no TCP port."""
+    if running(layout, name):
+        skip(name, "start")
+        return
+    with step(name, "start", layout.log(name)):
+        start()
+
+
+def _default_networks(layout: Layout, secrets: Mapping[str, str]) -> None:
+    ranges = external.choose(layout, ovs.Switch())
+    _once(
+        layout,
+        "neutron",
+        "default networks",
+        lambda: neutron_bootstrap.bootstrap(layout, secrets, ranges),
+        layout.log("neutron"),
+    )
+    say(
+        f"  [neutron] public {ranges.public} (host {ranges.host_address} on "
+        f"{layout.bridge('ext')}), private {ranges.private} and {ranges.private6}"
+    )
+
+
+def _release_switch(layout: Layout) -> None:
+    """Remove this cloud's bridges and chassis settings; the last cloud to
+    leave stops the shared switch."""
+    switch = ovs.Switch()
+    if not (switch.users / _switch_claim(layout)).exists():
+        return
+    with step("ovs", f"remove bridges {layout.bridge('int')}, {layout.bridge('ext')}"):
+        if ovs.running(switch):
+            for role in ("int", "ext"):
+                ovs.del_bridge(switch, layout.bridge(role))
+            ovn.unconfigure_chassis(layout, switch)
+        stopped = ovs.release(_switch_claim(layout), switch)
+    if stopped:
+        say("  [ovs] no cloud uses the shared switch any more: stopped it")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from nova_docker.aio import mariadb
+from nova_docker.aio import tools
 from nova_docker.aio.layout import Layout
 
 Sections = Mapping[str, Mapping[str, str]]
@@ -108,11 +109,97 @@ def placement(layout: Layout, secrets: Mapping[str, str]) -> str:
     )
 
 
+def neutron(layout: Layout, secrets: Mapping[str, str], paste: str) -> str:
+    """Neutron with ML2/OVN: no message bus, no agents; Nova hears of
+    plugged ports through its external-events API (the ``[nova]`` user)."""
+    state = layout.root / "neutron"
+    return render(
+        {
+            "DEFAULT": {
+                "use_stderr": "true",
+                "host": layout.compute_host,
+                "core_plugin": "ml2",
+                "service_plugins": "ovn-router",
+                "auth_strategy": "keystone",
+                "api_paste_config": paste,
+                "state_path": str(state),
+                "transport_url": "fake://",
+                "notify_nova_on_port_status_changes": "true",
+                "notify_nova_on_port_data_changes": "true",
+                "allow_overlapping_ips": "true",
+            },
+            "database": {
+                "connection": mariadb.url(layout, "neutron", secrets["db_neutron"])
+            },
+            "keystone_authtoken": _authtoken(layout, "neutron", secrets["neutron"]),
+            "nova": _service_client(layout, "neutron", secrets["neutron"]),
+            "oslo_concurrency": {"lock_path": str(state / "lock")},
+            "oslo_messaging_notifications": {"driver": "noop"},
+        }
+    )
+
+
+def ml2(layout: Layout) -> str:
+    """Tenant networks are Geneve (OVN's overlay); ``public`` is a flat
+    provider network on the cloud's external bridge."""
+    return render(
+        {
+            "ml2": {
+                "type_drivers": "flat,geneve",
+                "tenant_network_types": "geneve",
+                "mechanism_drivers": "ovn",
+                "extension_drivers": "port_security",
+                "overlay_ip_version": "4",
+            },
+            "ml2_type_flat": {"flat_networks": "public"},
+            "ml2_type_geneve": {"vni_ranges": "1:65536", "max_header_size": "38"},
+            "securitygroup": {"enable_security_group": "true"},
+            "ovn": {
+                "ovn_nb_connection": f"unix:{layout.ovn_socket('nb')}",
+                "ovn_sb_connection": f"unix:{layout.ovn_socket('sb')}",
+                "ovn_l3_scheduler": "leastloaded",
+                "ovn_metadata_enabled": "false",
+                "enable_distributed_floating_ip": "false",
+            },
+        }
+    )
+
+
+def _nova_network(
+    layout: Layout, client: Mapping[str, str], switch_db: str | None
+) -> dict[str, dict[str, str]]:
+    """Nova's ``[neutron]`` and the driver's plugging options; without
+    Neutron, the TEMPORARY null network (see null_network.py)."""
+    if switch_db is None:
+        return {"neutron": {**client, "endpoint_override": layout.url("null-network")}}
+    helper = f"{tools.bin_path('privsep-helper')} --config-file " + str(
+        layout.etc / "nova" / "nova.conf"
+    )
+    return {
+        "neutron": {
+            **client,
+            "ovs_bridge": layout.bridge("int"),
+            "default_floating_pool": "public",
+        },
+        "os_vif_ovs": {"ovsdb_connection": switch_db},
+        "nova_docker_privileged": {"helper_command": helper},
+        "vif_plug_ovs_privileged": {"helper_command": helper},
+    }
+
+
 def nova(
-    layout: Layout, secrets: Mapping[str, str], driver: str, docker_url: str
+    layout: Layout,
+    secrets: Mapping[str, str],
+    driver: str,
+    docker_url: str,
+    switch_db: str | None = None,
 ) -> str:
+    """``switch_db`` is the shared switch's OVSDB when Neutron runs."""
     state = layout.root / "nova"
     client = _service_client(layout, "nova", secrets["nova"])
+    docker = {"api_url": docker_url}
+    if switch_db:
+        docker["ovs_datapath_type"] = "netdev"
     return render(
         {
             "DEFAULT": {
@@ -139,13 +226,17 @@ def nova(
             "keystone_authtoken": _authtoken(layout, "nova", secrets["nova"]),
             "placement": client,
             "glance": {"region_name": REGION, "valid_interfaces": "public"},
-            # TEMPORARY: no Neutron yet; see null_network.py.
-            "neutron": {**client, "endpoint_override": layout.url("null-network")},
-            "service_user": {**client, "send_service_user_token": "false"},
+            **_nova_network(layout, client, switch_db),
+            # Neutron lets only a service (a request carrying a service
+            # token) delete or rebind a compute port.
+            "service_user": {
+                **client,
+                "send_service_user_token": "true" if switch_db else "false",
+            },
             "scheduler": {"discover_hosts_in_cells_interval": "-1"},
             "oslo_concurrency": {"lock_path": str(state / "lock")},
             "oslo_messaging_notifications": {"driver": "noop"},
             "vnc": {"enabled": "false"},
-            "docker": {"api_url": docker_url},
+            "docker": docker,
         }
     )

@@ -1,6 +1,8 @@
 """``nova-docker-aio demo``: build an image locally, upload it the way a
-user would (``docker save | openstack image create``), boot it with
-``--nic none`` and show what came of it."""
+user would (``docker save | openstack image create``), boot it and show what
+came of it.  With Neutron the server boots on ``private``, gets a floating
+IP, and the host fetches the page its busybox httpd serves there; without,
+it boots with ``--nic none``."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import os
 import shlex
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from nova_docker.aio import demo_image
 from nova_docker.aio import tools
@@ -22,6 +26,8 @@ SERVER = "demo"
 FLAVOR = "c1.tiny"
 #: The label the driver puts on each container (aio is an island: not imported).
 UUID_LABEL = "org.openstack.nova.instance-uuid"
+NETWORK = "private"
+EXTERNAL = "public"
 
 
 def _env(layout: Layout) -> dict[str, str]:
@@ -130,16 +136,17 @@ def _running(layout: Layout, server_id: str | None) -> bool:
     return status.strip() == "ACTIVE" and not container.startswith("(no ")
 
 
-def _boot(layout: Layout) -> None:
-    """Boot with ``--nic none``, replacing a server left from an earlier run
-    (e.g. its container went with ``down``); on failure, say what Nova says
-    went wrong."""
+def _boot(layout: Layout, with_neutron: bool) -> None:
+    """Boot on ``private`` (or with ``--nic none``), replacing a server left
+    from an earlier run (e.g. its container went with ``down``); on failure,
+    say what Nova says went wrong."""
     if _server_id(layout) is not None:
         _openstack(layout, "server", "delete", "--wait", SERVER, show=True)
+    nic = ["--network", NETWORK] if with_neutron else ["--nic", "none"]
     try:
         _openstack(
             layout, "server", "create", "--flavor", FLAVOR, "--image", IMAGE,
-            "--nic", "none", "--wait", SERVER, show=True,
+            *nic, "--wait", SERVER, show=True,
         )  # fmt: skip
     except RuntimeError as exc:
         fault = _openstack(
@@ -148,7 +155,57 @@ def _boot(layout: Layout) -> None:
         raise RuntimeError(f"{exc}; the server's fault: {fault.strip()}") from exc
 
 
-def run(layout: Layout) -> None:
+def _floating_ip(layout: Layout) -> str:
+    """The server's floating IP: the one it has, else a free one of the
+    project (a replaced server leaves its address behind), else a new one."""
+    port = _openstack(
+        layout, "port", "list", "--server", SERVER, "-f", "value", "-c", "ID"
+    ).split()[0]
+    listed = _openstack(
+        layout, "floating", "ip", "list",
+        "-f", "value", "-c", "Floating IP Address", "-c", "Port",
+    ).split("\n")  # fmt: skip
+    pairs = [line.split() for line in listed if line.strip()]
+    mine = [address for address, bound in pairs if bound == port]
+    if mine:
+        return mine[0]
+    free = [address for address, bound in pairs if bound == "None"]
+    if free:
+        address = free[0]
+    else:
+        address = _openstack(
+            layout, "floating", "ip", "create", EXTERNAL,
+            "-f", "value", "-c", "floating_ip_address", show=True,
+        ).strip()  # fmt: skip
+    _openstack(layout, "server", "add", "floating", "ip", SERVER, address, show=True)
+    return address
+
+
+def fetch(url: str, timeout: float = 60) -> str:
+    """GET ``url`` until it answers: the floating IP's NAT and the
+    container's interface appear a moment after ACTIVE."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as reply:  # noqa: S310
+                return reply.read().decode(errors="replace").strip()
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no answer from {url}: {exc}") from exc
+            time.sleep(1)
+
+
+def _answer(layout: Layout) -> None:
+    with step("demo", "floating IP"):
+        address = _floating_ip(layout)
+    say(f"$ curl http://{address}/")
+    with step("demo", f"fetch http://{address}/ from the host"):
+        answer = fetch(f"http://{address}/")
+    print(answer)
+    print(f"\nThe demo server answers on its floating IP {address}: {answer}\n")
+
+
+def run(layout: Layout, with_neutron: bool = False) -> None:
     print("Demo: a container booted through Nova")
     with step("demo", f"build image {REPOSITORY} locally (busybox, docker import)"):
         ref = demo_image.build(REPOSITORY)
@@ -161,7 +218,9 @@ def run(layout: Layout) -> None:
         say(f"  [demo] server {SERVER} is ACTIVE already")
     else:
         with step("demo", "boot server and wait for ACTIVE", layout.log("nova")):
-            _boot(layout)
+            _boot(layout, with_neutron)
     with step("demo", "show the server"):
         server_id = _server_id(layout) or "?"
     _show(layout, server_id)
+    if with_neutron:
+        _answer(layout)

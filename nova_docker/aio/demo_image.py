@@ -15,9 +15,14 @@ from pathlib import Path
 from nova_docker.aio import hostcheck
 
 BUSYBOX = Path("/bin/busybox")
-APPLETS = ("sh", "echo", "cat", "date", "sleep", "hostname", "ls", "wc", "[", "test")
+APPLETS = (
+    "sh", "echo", "cat", "date", "sleep", "hostname", "ls", "wc", "[", "test",
+    "mkdir", "httpd", "nc", "tail", "ping", "ip",
+)  # fmt: skip
 #: Each start appends a line to a file in the rootfs and prints the file, so
 #: a snapshot's second-generation server shows its ancestor's boot too.
+#: busybox httpd (it daemonizes) serves a page on port 80 that names the
+#: server, for the floating IP part of the demo.
 DEMO_SCRIPT = (
     # PID 1 has no default signal handlers: without the trap, every stop
     # would wait out the engine's stop timeout.
@@ -25,6 +30,9 @@ DEMO_SCRIPT = (
     "n=$(cat /etc/boot-history 2>/dev/null | wc -l); "
     'echo "boot $((n+1)): $(hostname) at $(date)" >> /etc/boot-history; '
     "echo 'nova-docker demo: this container is a Nova server'; "
+    "mkdir -p /www; "
+    'echo "Hello from $(hostname), a container booted by Nova" > /www/index.html; '
+    "httpd -p 80 -h /www; "
     "cat /etc/boot-history; s=0; "
     'while :; do sleep 1; s=$((s+1)); [ $((s % 5)) = 0 ] && echo "up ${s}s"; done'
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
 from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 
 from nova_docker.aio import procs
@@ -48,6 +50,29 @@ def apt_install(packages: Iterable[str], why: str) -> None:
         raise HostError(
             f"could not install {' '.join(names)}: {result.stderr.strip()[-400:]}"
         )
+
+
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+
+
+@contextlib.contextmanager
+def no_service_starts() -> Iterator[None]:
+    """Keep packages' init scripts from starting their system-wide daemons
+    (Debian's ``policy-rc.d`` protocol: exit status 101 means "do not").
+
+    The launcher runs its own instances, under the state dir; a system
+    ovsdb-server or ovn-controller would only get in their way.  An existing
+    policy is left as it is.
+    """
+    if POLICY_RC_D.exists():
+        yield
+        return
+    POLICY_RC_D.write_text("#!/bin/sh\n# nova-docker-aio: installing\nexit 101\n")
+    POLICY_RC_D.chmod(0o755)
+    try:
+        yield
+    finally:
+        POLICY_RC_D.unlink(missing_ok=True)
 
 
 def check_ports_free(layout: Layout, names: Iterable[str]) -> None:

@@ -21,7 +21,11 @@ PORT_OFFSETS = {
     "placement": 3,
     "nova": 4,
     "null-network": 5,
+    "neutron": 6,
 }
+#: Every host device a cloud creates starts with this (its OVS bridges, whose
+#: netdev taps carry the same names), so cleanup can find them.
+DEVICE_PREFIX = "nda"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,9 +48,23 @@ class Layout:
         The driver only lists containers labelled with its own host name, so
         two clouds on one engine must never share it.
         """
-        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:6]
         base = re.sub(r"[^a-z0-9-]+", "-", self.root.name.lower()).strip("-")
-        return f"{base or 'aio'}-{digest}"
+        return f"{base or 'aio'}-{self.tag}"
+
+    @property
+    def tag(self) -> str:
+        """Six hex digits unique per state dir, for host-wide names."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:6]
+
+    def bridge(self, role: str) -> str:
+        """``ndai<tag>`` (integration) or ``ndae<tag>`` (external): short
+        enough for a kernel device name, unique per cloud on the shared
+        switch."""
+        return f"{DEVICE_PREFIX}{role[0]}{self.tag}"
+
+    def ovn_socket(self, db: str) -> Path:
+        """The unix socket of this cloud's OVN ``nb`` or ``sb`` database."""
+        return self.run / f"ovn{db}_db.sock"
 
     @property
     def etc(self) -> Path:

@@ -46,9 +46,14 @@ def initialize(layout: Layout) -> bool:
     return True
 
 
+def _tmpdir(layout: Layout) -> Path:
+    return layout.mysql / "tmp"
+
+
 def start(layout: Layout) -> None:
     """Start mariadbd tuned for a throwaway developer cloud, not durability."""
     layout.run.mkdir(parents=True, exist_ok=True)
+    _tmpdir(layout).mkdir(parents=True, exist_ok=True)
     argv = [
         shutil.which("mariadbd") or "mariadbd",
         "--no-defaults",
@@ -57,6 +62,9 @@ def start(layout: Layout) -> None:
         f"--port={layout.port('mariadb')}",
         "--bind-address=127.0.0.1",
         f"--pid-file={layout.run / 'mariadbd.internal.pid'}",
+        # Its own temp dir: not the /tmp that every other cloud's server and
+        # test run shares.
+        f"--tmpdir={_tmpdir(layout)}",
         "--user=root",
         "--skip-name-resolve",
         "--skip-log-bin",

@@ -32,7 +32,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nova-docker-aio-nova")
     parser.add_argument("--config-dir", required=True, type=Path)
     parser.add_argument("--api-port", required=True, type=int)
-    parser.add_argument("--null-network-port", required=True, type=int)
+    # Only in a cloud without Neutron (see null_network.py).
+    parser.add_argument("--null-network-port", type=int)
     parser.add_argument("--ready-file", required=True, type=Path)
     return parser.parse_args(argv)
 
@@ -108,12 +109,12 @@ def _run(args: argparse.Namespace) -> None:
     os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "true"
     args.ready_file.unlink(missing_ok=True)
     app = _load_api(args.config_dir)
-    from nova_docker.aio import null_network  # noqa: PLC0415
+    servers = []
+    if args.null_network_port:
+        from nova_docker.aio import null_network  # noqa: PLC0415
 
-    servers = [
-        _serve(null_network.application, args.null_network_port),
-        _serve(app, args.api_port),
-    ]
+        servers.append(_serve(null_network.application, args.null_network_port))
+    servers.append(_serve(app, args.api_port))
     services = _start_services()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

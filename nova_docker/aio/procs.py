@@ -21,7 +21,7 @@ class ProcessError(RuntimeError):
     """A daemon could not be started or did not become ready."""
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -37,7 +37,12 @@ def read_pid(pidfile: Path) -> int | None:
     except (OSError, ValueError):
         return None
     pid = int(pid_text)
-    return pid if _start_time(pid) == started else None
+    return pid if is_running(pid, started) else None
+
+
+def is_running(pid: int, started: str) -> bool:
+    """Whether ``pid`` is still the process that started at ``started``."""
+    return start_time(pid) == started
 
 
 def spawn(
@@ -60,7 +65,7 @@ def spawn(
             cwd=pidfile.parent,
             start_new_session=True,
         )
-    pidfile.write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
+    pidfile.write_text(f"{proc.pid} {start_time(proc.pid)}\n")
     return proc.pid
 
 

@@ -15,12 +15,14 @@ NAMES = (
     "nova",
     "glance",
     "placement",
+    "neutron",
     "db_keystone",
     "db_glance",
     "db_placement",
     "db_nova_api",
     "db_nova_cell0",
     "db_nova_cell1",
+    "db_neutron",
 )
 
 

@@ -24,6 +24,7 @@ APPS = {
     "keystone": "keystone.wsgi.api",
     "glance": "glance.wsgi.api",
     "placement": "placement.wsgi.api",
+    "neutron": "neutron.wsgi.api",
 }
 
 
@@ -39,13 +40,17 @@ def answers(url: str) -> bool:
 
 
 def start(
-    layout: Layout, service: str, env: Mapping[str, str], threads: int = 8
+    layout: Layout,
+    service: str,
+    env: Mapping[str, str],
+    threads: int = 8,
+    timeout: float = 60,
 ) -> None:
     port = str(layout.port(service))
     argv = [sys.executable, "-m", "nova_docker.aio.wsgi", service, port, str(threads)]
     pidfile = layout.pidfile(service)
     procs.spawn(argv, pidfile, layout.log(service), env=env)
-    procs.wait_for(lambda: answers(layout.url(service)), pidfile, 60, service)
+    procs.wait_for(lambda: answers(layout.url(service)), pidfile, timeout, service)
 
 
 def serve(service: str, port: int, threads: int) -> None:

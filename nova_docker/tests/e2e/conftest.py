@@ -1,8 +1,11 @@
 """A whole cloud for the end-to-end tests, started with the launcher.
 
 It gets its own state dir under /tmp and its own ports, so ``make test``
-passes while the demo cloud runs; and it comes down at the end of the
-session even when tests fail.  Tests talk to it over HTTP only, as a user.
+passes while the demo cloud runs; its Neutron's bridges sit on the host's
+shared Open vSwitch next to the demo cloud's (see doc/aio.md), with the next
+free external range.  It comes down at the end of the session even when
+tests fail, and must leave none of its host devices behind.  Tests talk to
+it over HTTP only, as a user.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import yaml
 from nova_docker.aio import demo_image
 from nova_docker.aio.launch import free_port_base
 from nova_docker.aio.launch import run_cli
+from nova_docker.aio.layout import Layout
 from nova_docker.tests import engine_support
 
 FIRST_PORT_BASE = 25100
@@ -67,6 +71,14 @@ def cloud() -> Iterator[Cloud]:
                 made.forget_engine_copies()
         finally:
             shutil.rmtree(state, ignore_errors=True)
+        left = _host_devices(state)
+        assert left == [], f"the cloud's host devices outlived its down: {left}"
+
+
+def _host_devices(state: Path) -> list[str]:
+    """Host devices named after this cloud (its OVS bridges' taps)."""
+    tag = Layout(root=state.resolve(), port_base=0).tag
+    return sorted(p.name for p in Path("/sys/class/net").iterdir() if tag in p.name)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,12 @@
-"""Fixtures: a Docker Engine, an Open vSwitch of our own, os-vif on it.
+"""Fixtures: a Docker Engine, the host's shared Open vSwitch, os-vif on it.
 
 See :mod:`.support` for what gets created and how it is cleaned up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import pathlib
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +18,8 @@ from nova import objects
 from oslo_config import cfg
 
 import nova_docker.privsep
+from nova_docker.aio import ovs as aio_ovs
+from nova_docker.aio.procs import ProcessError
 from nova_docker.tests.functional.network import support
 from nova_docker.tests.functional.network.support import unavailable
 
@@ -52,21 +52,26 @@ def image(engine: docker.DockerClient) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def ovs(root: None) -> Iterator[support.Ovs]:
-    missing = [b for b in support.OVS_BINARIES if shutil.which(b) is None]
+    """The host's one userspace switch, shared with any running cloud.
+
+    Only one ovs-vswitchd per host can run the netdev datapath, so the tests
+    claim the switch the all-in-one clouds share (starting it if none runs),
+    work on their own bridge, and release their claim at the end.
+    """
+    missing = aio_ovs.missing_binaries()
     if missing:
         unavailable(f"Open vSwitch is not installed ({', '.join(missing)})")
-    if pathlib.Path("/sys/class/net/ovs-netdev").exists():
-        # The userspace datapath is a kernel tap of this fixed name, so only
-        # one ovs-vswitchd per host can run it (e.g. the all-in-one cloud's).
-        unavailable("another ovs-vswitchd already runs the netdev datapath")
-    rundir = pathlib.Path(tempfile.mkdtemp(prefix="ndt-ovs-"))
-    switch = support.Ovs(rundir)
+    claim = f"functional-tests-{os.getpid()}"
     try:
-        switch.start()
-        yield switch
+        switch = aio_ovs.acquire(claim, aio_ovs.pid_owner())
+    except (aio_ovs.SwitchError, ProcessError) as exc:
+        unavailable(f"no usable Open vSwitch: {exc}")
+    try:
+        yield support.Ovs(switch)
     finally:
-        switch.stop()
-        shutil.rmtree(rundir, ignore_errors=True)
+        with contextlib.suppress(aio_ovs.SwitchError):
+            aio_ovs.del_bridge(switch, support.BRIDGE)
+        aio_ovs.release(claim, switch)
 
 
 @pytest.fixture(scope="session")

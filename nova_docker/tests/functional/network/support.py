@@ -2,30 +2,28 @@
 
 Everything the tests create is named or tracked so teardown removes exactly it:
 containers and the image carry the ``ndt`` prefix, VIF ids start with
-``0dd7`` (so host devices are ``tap0dd7…``, ``qbr0dd7…``), OVS runs from its
-own directory and is stopped by the PIDs we started.  With ``CI=true`` a
+``0dd7`` (so host devices are ``tap0dd7…``, ``qbr0dd7…``), and the tests'
+bridge is ``ndtbrint`` on the host's shared Open vSwitch, which they claim
+and release like a cloud does (the last user stops it, by PID).  With ``CI=true`` a
 missing engine, OVS or root is a failure, not a skip.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import subprocess
 import sys
-import time
 import uuid
 
 import docker
 import pytest
 
+from nova_docker.aio import ovs as aio_ovs
 from nova_docker.tests import engine_support
 
 APPLETS = ("sh", "sleep", "nc", "ping", "ping6", "ip", "cat", "echo")
 BRIDGE = "ndtbrint"
-OVS_BINARIES = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl")
-SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 #: Host devices of test VIFs all contain this, right after their prefix.
 VIF_ID_PREFIX = "0dd7"
 #: PID 1 has no default signal handlers: trap TERM so restarts are quick.
@@ -44,80 +42,22 @@ def new_vif_id() -> str:
 
 
 class Ovs:
-    """An ovsdb-server and ovs-vswitchd of our own, in ``rundir``."""
+    """The host's shared Open vSwitch (see :mod:`nova_docker.aio.ovs`), as
+    the tests use it: its OVSDB connection and ``ovs-vsctl``.
 
-    def __init__(self, rundir: pathlib.Path) -> None:
-        self.rundir = rundir
-        self.db_sock = rundir / "db.sock"
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.env = dict(
-            os.environ,
-            OVS_RUNDIR=str(rundir),
-            OVS_LOGDIR=str(rundir),
-            OVS_DBDIR=str(rundir),
-        )
+    The tests add only the bridge :data:`BRIDGE` and remove only it, so they
+    run while a cloud's bridges sit on the same switch.
+    """
+
+    def __init__(self, switch: aio_ovs.Switch) -> None:
+        self.switch = switch
 
     @property
     def connection(self) -> str:
-        return f"unix:{self.db_sock}"
+        return self.switch.connection
 
     def vsctl(self, *args: str) -> str:
-        argv = ["ovs-vsctl", f"--db={self.connection}", "--timeout=10", *args]
-        return subprocess.run(
-            argv, check=True, capture_output=True, text=True, env=self.env
-        ).stdout
-
-    def start(self) -> None:
-        db = self.rundir / "conf.db"
-        subprocess.run(["ovsdb-tool", "create", str(db), SCHEMA], check=True)
-        self._spawn(
-            "ovsdb-server",
-            str(db),
-            f"--remote=punix:{self.db_sock}",
-            f"--unixctl={self.rundir / 'ovsdb-server.ctl'}",
-        )
-        self._wait_for(self.db_sock)
-        self.vsctl("--no-wait", "init")
-        self._spawn(
-            "ovs-vswitchd",
-            self.connection,
-            f"--unixctl={self.rundir / 'ovs-vswitchd.ctl'}",
-        )
-        self._wait_for(self.rundir / "ovs-vswitchd.ctl")
-
-    def _spawn(self, binary: str, *args: str) -> None:
-        with open(self.rundir / f"{binary}.log", "ab") as log:
-            proc = subprocess.Popen(
-                [binary, *args, "--no-chdir"],
-                stdout=log,
-                stderr=log,
-                env=self.env,
-                start_new_session=True,
-            )
-        self.procs.append(proc)
-
-    @staticmethod
-    def _wait_for(path: pathlib.Path, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not path.exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{path} did not appear")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if len(self.procs) == 2:
-            # Bridges of the netdev datapath are kernel tap devices: remove
-            # them while ovs-vswitchd still runs so it deletes them.
-            with contextlib.suppress(subprocess.SubprocessError):
-                for bridge in self.vsctl("list-br").split():
-                    self.vsctl("--if-exists", "del-br", bridge)
-        for proc in reversed(self.procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        return aio_ovs.vsctl(self.switch, *args)
 
 
 def rootfs() -> bytes:
