@@ -102,10 +102,11 @@ Related options:
         default=60,
         min=1,
         help="""
-Seconds to wait for any single Engine API call before failing it.
+Seconds to wait for an answer from the engine before failing the call.
 
-Image loads and saves stream for as long as data flows; this bounds a stall,
-not a transfer.
+Image loads, saves and commits wait up to 900 seconds instead: the engine
+may work for minutes on a large image before it answers.  Both limits bound
+a silence, not a transfer that is still moving data.
 """,
     ),
 ]
