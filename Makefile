@@ -29,7 +29,7 @@ test: engine venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check nova_docker nova
+	$(BIN)/ruff format --check nova_docker nova bench
 
 genconfig: venv
 	$(BIN)/oslo-config-generator --namespace nova_docker \

@@ -55,6 +55,8 @@ def _copy(source: BinaryIO, target: BinaryIO, ref: str) -> None:
         tarfile.open(fileobj=counted, mode="r|", bufsize=_STREAM_BUFFER) as tin,
         tarfile.open(fileobj=target, mode="w|", bufsize=_STREAM_BUFFER) as tout,
     ):
+        # Copy layer data in large blocks, not tarfile's default 16 KiB.
+        tout.copybufsize = _STREAM_BUFFER
         for member in tin:
             name = _safe_name(member)
             seen.add(name)

@@ -1,0 +1,82 @@
+"""6. Delete: N servers deleted (N requests, 10 at a time, as a user's
+script would) until their containers are gone, against N raw ``rm -f`` in
+parallel.  On the fake cloud, until Nova lists none of them: Nova's floor.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench import servers
+from bench.clouds import BenchCloud
+from bench.context import Context
+from bench.stats import Figure
+
+POLL = 0.1
+UUID_LABEL = "org.openstack.nova.instance-uuid"
+HOST_LABEL = "org.openstack.nova.host"
+
+
+def _containers_gone(ctx: Context, cloud: BenchCloud, ids: list[str]) -> None:
+    wanted = set(ids)
+    deadline = time.monotonic() + servers.TIMEOUT
+    while time.monotonic() < deadline:
+        found = ctx.engine.api.containers(
+            all=True, filters={"label": f"{HOST_LABEL}={cloud.host}"}
+        )
+        if not {c["Labels"].get(UUID_LABEL) for c in found} & wanted:
+            return
+        time.sleep(POLL)
+    raise RuntimeError(f"containers of {cloud.driver} servers still there")
+
+
+def _ensure(ctx: Context, cloud: BenchCloud, n: int) -> list[str]:
+    alive = ctx.alive.setdefault(cloud.driver, [])
+    if len(alive) < n:
+        ids, _ = servers.boot_many(cloud, ctx.name("delete"), n - len(alive))
+        alive.extend(ids)
+    chosen, ctx.alive[cloud.driver] = alive[:n], alive[n:]
+    return chosen
+
+
+def _ours(ctx: Context, cloud: BenchCloud, n: int) -> dict[str, float]:
+    """Seconds until the containers are gone (docker only) and until Nova
+    lists none of the servers."""
+    ids = _ensure(ctx, cloud, n)
+    took = {}
+    started = time.monotonic()
+    servers.delete_all(cloud, ids)
+    if cloud.driver == "docker":
+        _containers_gone(ctx, cloud, ids)
+        took["docker_s"] = time.monotonic() - started
+    servers.wait_deleted(cloud, ids)
+    took[f"{cloud.driver}_nova_s"] = time.monotonic() - started
+    return took
+
+
+def _raw(ctx: Context, n: int) -> float:
+    image = ctx.base_ref
+    names = [ctx.name("raw-delete") for _ in range(n)]
+    engine = ctx.engine
+    engine.in_parallel(names, lambda name, c: engine.create_start(image, name, c))
+    return engine.in_parallel(names, engine.remove)
+
+
+def run(ctx: Context) -> None:
+    n = ctx.options.burst
+    medians = {"raw_s": _raw(ctx, n)}
+    for cloud in (ctx.fake, ctx.docker):
+        took = _ours(ctx, cloud, n)
+        medians.update(took)
+        ctx.say(f"delete {n} on {cloud.driver}: {took}")
+    ctx.say(f"delete {n} raw: {medians['raw_s']:.2f}s")
+    ctx.figures.append(
+        Figure(
+            name="delete.throughput",
+            formula=f"raw rm -f time / docker-cloud time, {n} servers",
+            ratio=medians["raw_s"] / medians["docker_s"],
+            medians=medians,
+            note="one round per cloud; other instances stay on the host meanwhile; "
+            "*_nova_s: until Nova lists none of them",
+        )
+    )

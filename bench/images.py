@@ -1,0 +1,108 @@
+"""Images made locally for the benchmarks: a busybox base, and a big
+multi-layer image of random data.  Nothing is pulled."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.engine import RUN_LABEL
+from bench.engine import RawEngine
+from nova_docker.aio import demo_image
+
+#: busybox ``sleep`` as PID 1: about 1 MiB per container and no wake-ups.
+#: It has no TERM handler, which costs nothing here: deletes kill.
+SLEEP_CMD = ["/bin/sleep", "999999"]
+UPLOAD_TIMEOUT = 900
+
+
+def base_image(engine: RawEngine) -> str:
+    """``docker import`` of static busybox; returns the ref."""
+    demo_image.ensure_busybox()
+    repository, tag = "nova-docker-bench", engine.run_id
+    engine.api.import_image_from_data(
+        demo_image.rootfs_tar(),
+        repository=repository,
+        tag=tag,
+        changes=[f"CMD {json.dumps(SLEEP_CMD)}"],
+    )
+    return engine.track_image(f"{repository}:{tag}")
+
+
+def layered_image(engine: RawEngine, base: str, layers: int, mib: int) -> str:
+    """``base`` plus ``layers`` commits of ``mib`` MiB of random data each."""
+    current = base
+    for i in range(layers):
+        name = f"bench-layer-{engine.run_id}-{i}"
+        engine.api.create_container(
+            current,
+            command=[
+                "/bin/busybox",
+                "dd",
+                "if=/dev/urandom",
+                f"of=/layer{i}",
+                "bs=1M",
+                f"count={mib}",
+            ],
+            name=name,
+            labels={RUN_LABEL: engine.run_id},
+            host_config=engine.api.create_host_config(network_mode="none"),
+        )
+        try:
+            engine.api.start(name)
+            if engine.api.wait(name)["StatusCode"] != 0:
+                raise RuntimeError(f"writing layer {i} failed")
+            ref = f"nova-docker-bench-big:{engine.run_id}-{i}"
+            repository, tag = ref.split(":")
+            engine.api.commit(
+                name,
+                repository=repository,
+                tag=tag,
+                changes=f"CMD {json.dumps(SLEEP_CMD)}",
+            )
+            current = engine.track_image(ref)
+        finally:
+            engine.remove(name)
+    return current
+
+
+def save(engine: RawEngine, ref: str, path: Path) -> int:
+    """``docker save`` through the API into ``path``; returns its size."""
+    engine.files.append(path)
+    with open(path, "wb") as out:
+        for chunk in engine.api.get_image(ref, chunk_size=1024 * 1024):
+            out.write(chunk)
+    return path.stat().st_size
+
+
+def upload(conn: Any, name: str, path: Path) -> str:
+    """Create a docker/raw Glance image from a tarball; wait until active."""
+    image = conn.image.create_image(
+        name,
+        filename=str(path),
+        container_format="docker",
+        disk_format="raw",
+        allow_duplicates=True,
+        wait=True,
+        timeout=900,
+    )
+    return image.id
+
+
+def upload_timed(conn: Any, name: str, path: Path) -> tuple[str, float]:
+    """Like :func:`upload`, but with no checksums computed first: one PUT of
+    the file, then the wait until Glance calls it active.  Returns the ID
+    and the seconds of PUT + wait."""
+    image = conn.image.create_image(
+        name, container_format="docker", disk_format="raw", allow_duplicates=True
+    )
+    started = time.monotonic()
+    with open(path, "rb") as data:
+        image.upload(conn.image, data=data, size=path.stat().st_size)
+    while conn.image.get_image(image.id).status != "active":
+        if time.monotonic() - started > UPLOAD_TIMEOUT:
+            raise RuntimeError(f"Glance image {image.id} not active")
+        time.sleep(0.05)
+    return image.id, time.monotonic() - started

@@ -1,0 +1,211 @@
+"""The benchmark cloud's Nova process: ``python -m bench.probe``.
+
+It is the launcher's own Nova runner (API, conductor, scheduler and compute
+in one process) with three additions a benchmark needs and a user does not:
+
+* every HTTP request the Docker SDK sends is counted at the engine seam
+  (``docker.APIClient.send``), by method and path, with its duration;
+* a control socket runs one power-state sync or one resource-tracker update
+  on demand, so they are measured deterministically, not over a period;
+* ``cpu_allocation_ratio`` and ``disk_allocation_ratio`` are raised so that
+  a 2-core host takes hundreds of 1-vCPU, 1-GB containers (the driver
+  reports the engine's real core count and disk size).
+
+The driver itself is untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nova_docker.aio import nova_runner
+
+#: IDs and names in engine paths, folded so that calls group by kind.
+_ID_SEGMENT = re.compile(r"/(containers|images|exec)/(?!json$|create$|load$)[^/]+")
+_VERSION_PREFIX = re.compile(r"^/v\d+\.\d+")
+
+
+def normalize(method: str, path_url: str) -> str:
+    """``GET /v1.41/containers/nova-<uuid>/json?x=1`` → ``GET /containers/{}/json``."""
+    path = _VERSION_PREFIX.sub("", path_url.split("?", 1)[0])
+    folded = _ID_SEGMENT.sub(r"/\1/{}", path)
+    return f"{method} {folded}"
+
+
+class RequestLog:
+    """Engine requests since the last :meth:`take`; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[tuple[float, str, float]] = []
+
+    def record(self, call: str, started: float, seconds: float) -> None:
+        with self._lock:
+            self._events.append((started, call, seconds))
+
+    def take(self) -> list[tuple[float, str, float]]:
+        with self._lock:
+            events, self._events = self._events, []
+        return events
+
+
+def count_engine_requests(log: RequestLog) -> None:
+    """Wrap the SDK's ``send``: every engine request of this process passes
+    there (``APIClient`` is a ``requests.Session``)."""
+    import docker  # noqa: PLC0415 - only once the process is configured
+
+    original = docker.APIClient.send
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return original(self, request, **kwargs)
+        finally:
+            call = normalize(request.method, request.path_url)
+            log.record(call, started, time.monotonic() - started)
+
+    docker.APIClient.send = send
+
+
+def summarize(events: list[tuple[float, str, float]]) -> dict[str, Any]:
+    by_call: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    for _, call, took in events:
+        by_call[call] = by_call.get(call, 0) + 1
+        seconds[call] = seconds.get(call, 0.0) + took
+    return {"total": len(events), "by_call": by_call, "seconds": seconds}
+
+
+class Probe:
+    """What the control socket can do inside the running Nova."""
+
+    def __init__(self, compute: Any, log: RequestLog) -> None:
+        self._manager = compute.manager
+        self._log = log
+        self._lock = threading.Lock()
+
+    def _timed(self, work: Callable[[], None]) -> dict[str, Any]:
+        with self._lock:
+            self._log.take()
+            started = time.monotonic()
+            work()
+            seconds = time.monotonic() - started
+            return {"seconds": seconds, "calls": summarize(self._log.take())}
+
+    def _sync_power_states(self) -> None:
+        """Nova fans the per-instance syncs out to a pool and returns; the
+        task is over when none is left in progress."""
+        from nova import context  # noqa: PLC0415
+
+        self._manager._sync_power_states(context.get_admin_context())
+        while True:
+            with self._manager.syncs_in_progress() as syncs:
+                if not syncs:
+                    return
+            time.sleep(0.005)
+
+    def _update_available_resource(self) -> None:
+        from nova import context  # noqa: PLC0415
+
+        self._manager.update_available_resource(context.get_admin_context())
+
+    def handle(self, op: str) -> dict[str, Any]:
+        if op == "take":
+            events = self._log.take()
+            return {
+                "calls": summarize(events),
+                "events": [[round(s, 6), c, round(t, 6)] for s, c, t in events],
+            }
+        if op == "sync_power_states":
+            return self._timed(self._sync_power_states)
+        if op == "update_available_resource":
+            return self._timed(self._update_available_resource)
+        return {"error": f"unknown op {op!r}"}
+
+
+def _control_server(path: Path, probe: Probe) -> socketserver.UnixStreamServer:
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            op = json.loads(self.rfile.readline())["op"]
+            try:
+                answer = probe.handle(op)
+            except Exception as exc:  # reported to the benchmark, not fatal
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            self.wfile.write(json.dumps(answer).encode() + b"\n")
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    path.unlink(missing_ok=True)
+    server = Server(str(path), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.probe")
+    parser.add_argument("--config-dir", required=True, type=Path)
+    parser.add_argument("--api-port", required=True, type=int)
+    # Only in a cloud without Neutron, as the launcher's own runner.
+    parser.add_argument("--null-network-port", type=int)
+    parser.add_argument("--ready-file", required=True, type=Path)
+    parser.add_argument("--control-socket", required=True, type=Path)
+    parser.add_argument("--cpu-allocation-ratio", type=float, default=1000.0)
+    return parser.parse_args(argv)
+
+
+def _run(args: argparse.Namespace) -> None:
+    os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "true"
+    args.ready_file.unlink(missing_ok=True)
+    log = RequestLog()
+    count_engine_requests(log)
+    app = nova_runner._load_api(args.config_dir)
+    import nova.conf  # noqa: PLC0415
+
+    conf = nova.conf.CONF
+    conf.set_override("cpu_allocation_ratio", args.cpu_allocation_ratio)
+    # One GB per 1-disk flavor would cap a host at its disk size in GB.
+    conf.set_override("disk_allocation_ratio", 10.0)
+    servers = []
+    if args.null_network_port:
+        from nova_docker.aio import null_network  # noqa: PLC0415
+
+        servers.append(
+            nova_runner._serve(null_network.application, args.null_network_port)
+        )
+    servers.append(nova_runner._serve(app, args.api_port))
+    services = nova_runner._start_services()
+    control = _control_server(args.control_socket, Probe(services[-1], log))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    args.ready_file.write_text("ready\n")
+    stop.wait()
+    args.ready_file.unlink(missing_ok=True)
+    control.shutdown()
+    nova_runner._stop(services, servers)
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        _run(_parse(argv))
+    except BaseException:
+        import traceback  # noqa: PLC0415
+
+        traceback.print_exc()
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    main()

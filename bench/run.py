@@ -1,0 +1,169 @@
+"""One benchmark run: set up, run the chosen benchmarks, report, and remove
+everything made, whatever happened."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import signal
+import sys
+import tempfile
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import boot
+from bench import burst
+from bench import chart
+from bench import delete
+from bench import density
+from bench import image_import
+from bench import images
+from bench import report
+from bench import snapshot
+from bench.clouds import Clouds
+from bench.context import Context
+from bench.context import Options
+from bench.engine import RawEngine
+
+#: In run order.  Burst leaves N servers on each cloud and delete removes
+#: them, so both clouds hold the same number of instances when delete is
+#: timed: Nova's own resource-tracker cost grows with that number.
+BENCHMARKS: dict[str, Callable[[Context], None]] = {
+    "boot": boot.run,
+    "import": image_import.run,
+    "snapshot": snapshot.run,
+    "burst": burst.run,
+    "delete": delete.run,
+    "density": density.run,
+}
+#: The smoke: every benchmark once, tiny.
+QUICK = Options(
+    iterations=1,
+    burst=2,
+    density=3,
+    import_layers=2,
+    import_layer_mib=4,
+    snapshot_mib=4,
+    heavy_iterations=1,
+)
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    d = Options()
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="1 iteration, tiny sizes")
+    p.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results")
+    p.add_argument("--chart", type=Path, help="also draw a PNG (needs matplotlib)")
+    p.add_argument(
+        "--keep-logs",
+        type=Path,
+        help="copy each cloud's logs here before its state dir is removed",
+    )
+    p.add_argument("--iterations", type=int, default=d.iterations)
+    p.add_argument("--burst", type=int, default=d.burst)
+    p.add_argument("--density", type=int, default=d.density)
+    p.add_argument("--import-layers", type=int, default=d.import_layers)
+    p.add_argument("--import-layer-mib", type=int, default=d.import_layer_mib)
+    p.add_argument("--snapshot-mib", type=int, default=d.snapshot_mib)
+    p.add_argument("--heavy-iterations", type=int, default=d.heavy_iterations)
+    return p.parse_args(argv)
+
+
+def _options(args: argparse.Namespace) -> Options:
+    if args.quick:
+        return QUICK
+    names = [f.name for f in dataclasses.fields(Options)]
+    return Options(**{name: getattr(args, name) for name in names})
+
+
+def _selected(args: argparse.Namespace) -> list[str]:
+    if not args.only:
+        return list(BENCHMARKS)
+    wanted = args.only.split(",")
+    unknown = set(wanted) - set(BENCHMARKS)
+    if unknown:
+        raise SystemExit(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    return [name for name in BENCHMARKS if name in wanted]
+
+
+def _terminate(*_: Any) -> None:
+    """SIGTERM unwinds like ^C, so every ``finally`` cleans up."""
+    raise KeyboardInterrupt
+
+
+def _run_all(ctx: Context, chosen: list[str], errors: dict[str, str]) -> None:
+    for name in chosen:
+        print(f"== {name}", flush=True)
+        try:
+            BENCHMARKS[name](ctx)
+        except Exception as exc:
+            traceback.print_exc()
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+
+def _with_clouds(
+    options: Options,
+    engine: RawEngine,
+    workdir: Path,
+    keep_logs: Path | None,
+    chosen: list[str],
+    errors: dict[str, str],
+) -> Context:
+    """Base image, both clouds, the chosen benchmarks; clouds come down at
+    the end whatever happens.  Returns what was measured."""
+    base_ref = images.base_image(engine)
+    base_tar = workdir / "base.tar"
+    images.save(engine, base_ref, base_tar)
+    print("== clouds: docker and fake, up at once", flush=True)
+    with Clouds(["docker", "fake"], keep_logs) as clouds:
+        ctx = Context(options, engine, clouds, workdir, base_ref)
+        for cloud in clouds.by_driver.values():
+            cloud.base_image_id = images.upload(
+                cloud.conn, f"bench-base-{engine.run_id}", base_tar
+            )
+        _run_all(ctx, chosen, errors)
+        print("== clouds: down (removes their containers)", flush=True)
+    return ctx
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    options, chosen = _options(args), _selected(args)
+    signal.signal(signal.SIGTERM, _terminate)
+    host = report.machine()
+    engine = RawEngine(uuid.uuid4().hex[:8])
+    workdir = Path(tempfile.mkdtemp(prefix="nova-docker-bench-"))
+    errors: dict[str, str] = {}
+    ctx: Context | None = None
+    try:
+        ctx = _with_clouds(options, engine, workdir, args.keep_logs, chosen, errors)
+    except Exception as exc:
+        traceback.print_exc()
+        errors["setup"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        left = engine.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+        if left:
+            errors["cleanup"] = "; ".join(left)
+    figures = ctx.figures if ctx else []
+    print(report.table(figures))
+    report.write_json(
+        args.out,
+        figures,
+        ctx.extras if ctx else {},
+        {**dataclasses.asdict(options), "only": chosen},
+        errors,
+        host,
+    )
+    print(f"results: {args.out}")
+    if args.chart:
+        print(chart.draw(figures, args.chart))
+    for name, error in errors.items():
+        print(f"FAILED {name}: {error}", file=sys.stderr)
+    return 1 if errors else 0

@@ -1,0 +1,113 @@
+"""Server verbs as a user performs them, with the waits the figures need.
+
+Polling is the only way a user sees ACTIVE; it is kept light (one small
+request per poll) because the API shares its process with nova-compute.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bench.clouds import BenchCloud
+
+#: Seconds between polls of one server, and of a list of servers.
+POLL_ONE = 0.025
+POLL_MANY = 0.25
+TIMEOUT = 900
+
+
+class BootFailed(RuntimeError):
+    pass
+
+
+def boot(cloud: BenchCloud, name: str, image_id: str = "", count: int = 1) -> Any:
+    """``POST /servers`` (``--nic none``); ``count`` > 1 is one multi-create."""
+    extra = {"min_count": count, "max_count": count} if count > 1 else {}
+    return cloud.conn.compute.create_server(
+        name=name,
+        image_id=image_id or cloud.base_image_id,
+        flavor_id=cloud.flavor_id,
+        networks="none",
+        **extra,
+    )
+
+
+def _fault(server: Any) -> str:
+    return str((server.fault or {}).get("message", "no fault recorded"))
+
+
+def wait_active(cloud: BenchCloud, server_id: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        server = cloud.conn.compute.get_server(server_id)
+        if server.status == "ACTIVE":
+            return
+        if server.status == "ERROR":
+            raise BootFailed(f"server {server_id} went to ERROR: {_fault(server)}")
+        time.sleep(POLL_ONE)
+    raise BootFailed(f"server {server_id} not ACTIVE after {TIMEOUT}s")
+
+
+def boot_timed(cloud: BenchCloud, name: str, image_id: str = "") -> tuple[str, float]:
+    """POST /servers → ACTIVE; returns the server ID and the seconds."""
+    started = time.monotonic()
+    server = boot(cloud, name, image_id)
+    wait_active(cloud, server.id)
+    return server.id, time.monotonic() - started
+
+
+def _ids(cloud: BenchCloud, prefix: str, status: str) -> list[str]:
+    found = cloud.conn.compute.servers(details=False, name=f"^{prefix}", status=status)
+    return [s.id for s in found]
+
+
+def wait_all_active(cloud: BenchCloud, prefix: str, count: int) -> list[str]:
+    """Until ``count`` servers named ``prefix*`` are ACTIVE; their IDs."""
+    deadline = time.monotonic() + TIMEOUT
+    polls = 0
+    while time.monotonic() < deadline:
+        active = _ids(cloud, prefix, "ACTIVE")
+        if len(active) >= count:
+            return active
+        polls += 1
+        if polls % 8 == 0 and _ids(cloud, prefix, "ERROR"):
+            failed = next(cloud.conn.compute.servers(name=f"^{prefix}", status="ERROR"))
+            raise BootFailed(f"{failed.name} went to ERROR: {_fault(failed)}")
+        time.sleep(POLL_MANY)
+    raise BootFailed(f"{prefix}*: not {count} ACTIVE after {TIMEOUT}s")
+
+
+def boot_many(cloud: BenchCloud, prefix: str, count: int) -> tuple[list[str], float]:
+    """One multi-create of ``count``; until all ACTIVE: IDs and seconds."""
+    started = time.monotonic()
+    boot(cloud, prefix, count=count)
+    ids = wait_all_active(cloud, prefix, count)
+    return ids, time.monotonic() - started
+
+
+def delete_all(cloud: BenchCloud, server_ids: list[str], workers: int = 10) -> None:
+    """``DELETE /servers/{id}`` for each, ``workers`` requests at a time."""
+    if not server_ids:
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(cloud.conn.compute.delete_server, server_ids))
+
+
+def wait_deleted(cloud: BenchCloud, server_ids: list[str]) -> None:
+    """Until Nova no longer lists any of these servers."""
+    wanted = set(server_ids)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        left = {s.id for s in cloud.conn.compute.servers(details=False)} & wanted
+        if not left:
+            return
+        time.sleep(POLL_MANY)
+    raise RuntimeError(f"{len(left)} servers not deleted after {TIMEOUT}s")
+
+
+def remove(cloud: BenchCloud, server_ids: list[str]) -> None:
+    """Delete and wait: the untimed cleanup between measurements."""
+    delete_all(cloud, server_ids)
+    wait_deleted(cloud, server_ids)
