@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import socketserver
 import threading
 import time
@@ -176,25 +175,13 @@ def _run(args: argparse.Namespace) -> None:
     conf.set_override("cpu_allocation_ratio", args.cpu_allocation_ratio)
     # One GB per 1-disk flavor would cap a host at its disk size in GB.
     conf.set_override("disk_allocation_ratio", 10.0)
-    servers = []
-    if args.null_network_port:
-        from nova_docker.aio import null_network  # noqa: PLC0415
-
-        servers.append(
-            nova_runner._serve(null_network.application, args.null_network_port)
-        )
-    servers.append(nova_runner._serve(app, args.api_port))
-    services = nova_runner._start_services()
-    control = _control_server(args.control_socket, Probe(services[-1], log))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    args.ready_file.write_text("ready\n")
-    stop.wait()
-    args.ready_file.unlink(missing_ok=True)
-    control.shutdown()
-    nova_runner._stop(services, servers)
-    os._exit(0)
+    nova_runner.serve_until_stopped(
+        args,
+        app,
+        lambda services: (
+            _control_server(args.control_socket, Probe(services[-1], log)).shutdown
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIServer
@@ -108,7 +109,19 @@ def main(argv: list[str] | None = None) -> None:
 def _run(args: argparse.Namespace) -> None:
     os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "true"
     args.ready_file.unlink(missing_ok=True)
-    app = _load_api(args.config_dir)
+    serve_until_stopped(args, _load_api(args.config_dir))
+
+
+def serve_until_stopped(
+    args: argparse.Namespace,
+    app,
+    with_services: Callable[[list], Callable[[], None]] | None = None,
+) -> None:
+    """Serve the API, start the services, signal ready, wait for SIGTERM.
+
+    ``with_services`` (the benchmarks' probe) is given the started services
+    and returns what to undo before they stop.
+    """
     servers = []
     if args.null_network_port:
         from nova_docker.aio import null_network  # noqa: PLC0415
@@ -116,12 +129,15 @@ def _run(args: argparse.Namespace) -> None:
         servers.append(_serve(null_network.application, args.null_network_port))
     servers.append(_serve(app, args.api_port))
     services = _start_services()
+    undo = with_services(services) if with_services else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     args.ready_file.write_text("ready\n")
     stop.wait()
     args.ready_file.unlink(missing_ok=True)
+    if undo is not None:
+        undo()
     _stop(services, servers)
     # Non-daemon executor threads must not keep a stopped cloud alive.
     os._exit(0)
