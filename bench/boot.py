@@ -14,6 +14,7 @@ from bench import servers
 from bench.context import Context
 from bench.stats import Figure
 from bench.stats import median
+from nova_docker.engine import naming
 
 
 def _boot_once(ctx: Context, driver: str) -> float:
@@ -27,7 +28,7 @@ def run(ctx: Context) -> None:
     docker = ctx.docker
     for driver in ("docker", "fake"):
         _boot_once(ctx, driver)
-    image = f"nova-glance:{docker.base_image_id}"
+    image = naming.glance_image_ref(docker.base_image_id)
     samples: dict[str, list[float]] = {"docker_s": [], "fake_s": [], "raw_s": []}
     calls: list[dict[str, Any]] = []
     for i in range(ctx.options.iterations):

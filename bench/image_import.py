@@ -19,6 +19,7 @@ from bench.context import Context
 from bench.rss import PeakRss
 from bench.stats import Figure
 from bench.stats import median
+from nova_docker.engine import naming
 
 MIB = 1024 * 1024
 
@@ -69,7 +70,7 @@ def _first_boot(ctx: Context, glance_id: str) -> dict[str, float]:
     servers.remove(docker, [server_id])
     server_id, cached = servers.boot_timed(docker, ctx.name("import-cached"), glance_id)
     servers.remove(docker, [server_id])
-    ctx.engine.remove_image(f"nova-glance:{glance_id}")
+    ctx.engine.remove_image(naming.glance_image_ref(glance_id))
     return {
         "first_boot_s": first,
         "cached_boot_s": cached,
@@ -99,7 +100,7 @@ def run(ctx: Context) -> None:
             )
     finally:
         ctx.docker.conn.image.delete_image(glance_id, ignore_missing=True)
-        ctx.engine.remove_image(f"nova-glance:{glance_id}")
+        ctx.engine.remove_image(naming.glance_image_ref(glance_id))
     medians = {k: median(v) for k, v in samples.items()}
     mib = size / MIB
     medians["size_mib"] = mib
