@@ -32,6 +32,7 @@ from nova_docker.image import cache as image_cache
 from nova_docker.image import fetch
 from nova_docker.image import snapshot
 from nova_docker.network import exception as network_exception
+from nova_docker.network import record as network_record
 from nova_docker.network import service as network_service
 from nova_docker.network import vifs
 
@@ -60,7 +61,9 @@ class DockerDriver(driver.ComputeDriver):
             self._engine, CONF.host, container_options(CONF.docker)
         )
         self._networks = network_service.InstanceNetworks(
-            vifs.VifPlugger(CONF.docker.ovs_datapath_type), self._containers.pid
+            vifs.VifPlugger(CONF.docker.ovs_datapath_type),
+            self._containers.pid,
+            network_record.PortRecord(CONF.instances_path),
         )
         image_api = glance.API()
         self._fetcher = fetch.ImageFetcher(self._engine, image_api)
@@ -215,7 +218,7 @@ class DockerDriver(driver.ComputeDriver):
         # As in libvirt's cleanup: a port that cannot be unplugged must not
         # stop the instance from being deleted; the log names what is left.
         try:
-            self._networks.unplug(instance, network_info)
+            self._networks.release(instance, network_info)
         except network_exception.VifPlugError:
             LOG.exception(
                 "Host devices of this instance's ports may be left behind",

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from nova.network import model
 from oslo_log import log as logging
 
 from nova_docker.network import plan
+from nova_docker.network import record
 from nova_docker.network import vifs
 
 LOG = logging.getLogger(__name__)
@@ -27,11 +29,18 @@ class InstanceNetworks:
 
     :param pid_of: the container's init PID for an instance, 0 when the
         container is not running (then there is no namespace to plug).
+    :param ports: where the ports plugged on this host are recorded.
     """
 
-    def __init__(self, plugger: vifs.VifPlugger, pid_of: Callable[[Any], int]) -> None:
+    def __init__(
+        self,
+        plugger: vifs.VifPlugger,
+        pid_of: Callable[[Any], int],
+        ports: record.PortRecord,
+    ) -> None:
         self._plugger = plugger
         self._pid_of = pid_of
+        self._ports = ports
 
     def plug(self, instance: Any, network_info: Sequence[VifLike] | None) -> None:
         if not network_info:
@@ -43,19 +52,42 @@ class InstanceNetworks:
                 instance=instance,
             )
             return
+        for vif in network_info:
+            self._remember(instance, vif)
         self._plugger.plug(instance, network_info, pid)
 
     def unplug(self, instance: Any, network_info: Sequence[VifLike] | None) -> None:
         if network_info:
             self._plugger.unplug(instance, network_info)
+            for vif in network_info:
+                self._ports.remove(instance.uuid, vif["id"])
+
+    def release(self, instance: Any, network_info: Sequence[VifLike] | None) -> None:
+        """Unplug every port of an instance that is going away, including
+        ports this host plugged that Nova no longer lists."""
+        try:
+            self.unplug(instance, network_info)
+        finally:
+            listed = {vif["id"] for vif in network_info or ()}
+            recorded = self._ports.ports(instance.uuid)
+            left = {k: v for k, v in recorded.items() if k not in listed}
+            self._plugger.unplug_leftovers(instance, left)
+            self._ports.forget(instance.uuid)
 
     def attach(self, instance: Any, vif: VifLike) -> None:
         pid = self._pid_of(instance)
         if pid:
+            self._remember(instance, vif)
             self._plugger.plug_one(instance, vif, pid)
 
     def detach(self, instance: Any, vif: VifLike) -> None:
         self._plugger.unplug_one(instance, vif)
+        self._ports.remove(instance.uuid, vif["id"])
+
+    def _remember(self, instance: Any, vif: VifLike) -> None:
+        hybrid = bool((vif.get("details") or {}).get(model.VIF_DETAILS_OVS_HYBRID_PLUG))
+        kind = record.HYBRID if hybrid else record.OVS
+        self._ports.add(instance.uuid, vif["id"], kind)
 
 
 def plug_events(network_info: Sequence[VifLike] | None) -> list[tuple[str, str]]:

@@ -25,16 +25,20 @@ from typing import Any
 
 import os_vif
 from nova import exception as nova_exception
+from nova.conf import CONF
 from nova.network import model
 from nova.network import os_vif_util
 from os_vif.objects import instance_info as osv_instance
 from os_vif.objects import vif as osv_vif
 from oslo_log import log as logging
+from vif_plug_ovs import linux_net
+from vif_plug_ovs.ovsdb import ovsdb_lib
 
 import nova_docker.privsep.firewall
 import nova_docker.privsep.netns
 from nova_docker.network import exception
 from nova_docker.network import plan
+from nova_docker.network import record
 
 if TYPE_CHECKING:
     from nova import objects
@@ -84,6 +88,7 @@ class VifPlugger:
 
     def __init__(self, datapath_type: str = "system") -> None:
         self._datapath_type = datapath_type
+        self._switch: ovsdb_lib.BaseOVS | None = None
 
     def plug(
         self,
@@ -160,6 +165,41 @@ class VifPlugger:
                 info = os_vif_util.nova_to_osvif_instance(instance)
                 os_vif.unplug(osvif, info)
         LOG.debug("Unplugged VIF %s", vif["id"], instance=instance)
+
+    def unplug_leftovers(
+        self, instance: objects.Instance, ports: Mapping[str, str]
+    ) -> None:
+        """Remove the host devices of ports Nova no longer lists.
+
+        ``ports`` maps Neutron port IDs to the :mod:`.record` kind they were
+        plugged as.  Only names are needed: the switch port and its device
+        (a tap, or a hybrid plug's ``qvo``/``qvb`` pair) and a hybrid plug's
+        bridge.  They are os-vif's devices, so os-vif's privileged helpers
+        remove them; what is already gone is skipped.
+        """
+        for port_id, kind in ports.items():
+            with _wrapped("unplug", port_id):
+                devices = plan.host_devices(port_id)
+                if kind == record.HYBRID:
+                    self._ovs().delete_ovs_vif_port(None, devices.qvo)
+                    nova_docker.privsep.firewall.revoke_bridged(devices.bridge)
+                    linux_net.delete_bridge(devices.bridge, devices.qvb)
+                else:
+                    self._ovs().delete_ovs_vif_port(None, devices.tap, False)
+                nova_docker.privsep.netns.delete_link(devices.tap)
+            LOG.info(
+                "Removed the host devices of port %s, which Nova no longer lists",
+                port_id,
+                instance=instance,
+            )
+
+    def _ovs(self) -> ovsdb_lib.BaseOVS:
+        """The switch os-vif plugs into (``[os_vif_ovs]``), connected on
+        first use."""
+        if self._switch is None:
+            os_vif.initialize()
+            self._switch = ovsdb_lib.BaseOVS(CONF.os_vif_ovs)
+        return self._switch
 
     def _plug(
         self, instance: objects.Instance, vif: model.VIF, link: plan.LinkPlan, pid: int

@@ -49,11 +49,12 @@ def image_meta(engine: docker.DockerClient) -> Iterator[objects.ImageMeta]:
 
 @pytest.fixture
 def docker_driver(
-    osvif: None, engine: docker.DockerClient
+    osvif: None, engine: docker.DockerClient, tmp_path
 ) -> Iterator[driver_mod.DockerDriver]:
     host = f"ndt-driver-{uuid.uuid4().hex[:8]}"
     conf.register_opts(CONF)
     CONF.set_override("host", host)
+    CONF.set_override("instances_path", str(tmp_path))
     CONF.set_override("ovs_datapath_type", "netdev", "docker")
     driver = driver_mod.DockerDriver(fake.FakeVirtAPI())
     driver.init_host(host)
@@ -63,6 +64,7 @@ def docker_driver(
     ):
         engine.api.remove_container(found["Id"], force=True)
     CONF.clear_override("ovs_datapath_type", "docker")
+    CONF.clear_override("instances_path")
     CONF.clear_override("host")
 
 
@@ -133,3 +135,24 @@ def test_attach_and_detach_a_port_on_a_running_instance(
     finally:
         docker_driver.destroy(ctxt, instance, [first, second])
     assert leftovers(first, ovs) == []
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["ovs", "hybrid"])
+def test_destroy_without_ports_still_removes_what_was_plugged(
+    docker_driver, image_meta, engine, ovs, tmp_path, hybrid
+):
+    """Nova's local delete: the server was deleted while its compute service
+    was down, so the API deleted its ports, and the periodic reap of the
+    still-running container calls destroy with no network_info."""
+    ctxt = context.get_admin_context()
+    vif = make_vif(25, hybrid, "netdev" if hybrid else None)
+    instance = make_instance(ctxt, 25)
+    docker_driver.spawn(ctxt, instance, image_meta, [], None, {}, [vif])
+    assert leftovers(vif, ovs) != []
+
+    docker_driver.destroy(ctxt, instance, [])
+
+    assert leftovers(vif, ovs) == []
+    assert not (tmp_path / instance.uuid).exists()
+    with pytest.raises(docker.errors.NotFound):
+        engine.containers.get(naming.container_name(instance.uuid))
