@@ -67,7 +67,7 @@ class DockerDriver(driver.ComputeDriver):
         )
         image_api = glance.API()
         self._fetcher = fetch.ImageFetcher(self._engine, image_api)
-        self._snapshotter = snapshot.Snapshotter(self._engine, image_api)
+        self._snapshotter = snapshot.Snapshotter(self._engine, image_api, CONF.host)
         self._image_cache = image_cache.ImageCache(self._engine)
 
     # -- host -------------------------------------------------------------

@@ -255,10 +255,14 @@ class Engine:
         with self._call(f"tag {source} as {ref}", exception.ImageNotCached(ref=source)):
             self.api.tag(source, repository, tag)
 
-    def image_tags(self, repository: str) -> list[str]:
-        """Every ``repository:tag`` the engine holds in ``repository``."""
+    def image_tags(
+        self, repository: str, labels: dict[str, str] | None = None
+    ) -> list[str]:
+        """Every ``repository:tag`` the engine holds in ``repository``, of
+        images carrying every one of ``labels``."""
+        selectors = [f"{key}={value}" for key, value in (labels or {}).items()]
         with self._call(f"list images of {repository}"):
-            found = self.api.images(name=repository)
+            found = self.api.images(name=repository, filters={"label": selectors})
         prefix = f"{repository}:"
         return [
             tag

@@ -4,8 +4,10 @@ The container is committed under ``nova-snapshot:<snapshot uuid>``, then
 ``docker save`` streams straight into Glance's upload (a later boot re-tags
 the image by its Glance UUID, as every load does).  The local tag is removed
 afterwards: only the Glance image remains.  A tag left by a snapshot that
-the engine's failure cut short is swept away at start-up and by every image
-cache pass.
+a crash of the engine or of nova-compute cut short is swept away at start-up
+and by every image cache pass.  A committed image keeps its container's
+labels, so each compute host sweeps only its own: several hosts (or the
+all-in-one clouds) may share one engine.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ LOG = logging.getLogger(__name__)
 
 
 class Snapshotter:
-    def __init__(self, engine: engine_client.Engine, image_api: Any) -> None:
+    """:param host: this compute host; only its snapshot tags are swept."""
+
+    def __init__(self, engine: engine_client.Engine, image_api: Any, host: str) -> None:
         self._engine = engine
         self._image_api = image_api
+        self._host = host
         # Snapshot tags in use; held while sweeping, so that a sweep never
         # removes the tag of a snapshot still being taken.
         self._in_flight: set[str] = set()
@@ -70,9 +75,10 @@ class Snapshotter:
             self._forget(ref)
 
     def sweep(self) -> None:
-        """Remove the tags of snapshots cut short while the engine was down."""
+        """Remove this host's tags of snapshots that were cut short."""
+        ours = naming.host_selector(self._host)
         with self._lock:
-            for ref in self._engine.image_tags(naming.SNAPSHOT_REPOSITORY):
+            for ref in self._engine.image_tags(naming.SNAPSHOT_REPOSITORY, ours):
                 if ref not in self._in_flight:
                     LOG.info("Removing %s, left by an interrupted snapshot", ref)
                     self._forget(ref)

@@ -8,6 +8,7 @@ from nova import exception as nova_exception
 from nova.compute import task_states
 
 from nova_docker.engine import naming
+from nova_docker.tests import engine_support
 from nova_docker.tests import waiting
 from nova_docker.tests.functional import base
 
@@ -73,3 +74,42 @@ class SnapshotTestCase(base.DriverTestCase):
         self.assertRaises(
             nova_exception.InstanceNotRunning, self.take_snapshot, self.instance
         )
+
+
+class SnapshotSweepTestCase(base.DriverTestCase):
+    """Tags of snapshots cut short are swept, but only this host's: another
+    compute host on the same engine may be uploading one right now."""
+
+    def leftover(self, host: str) -> str:
+        ref = naming.snapshot_ref(str(uuid.uuid4()))
+        repository, tag = ref.split(":")
+        self.client.import_image_from_data(
+            engine_support.rootfs_tar(),
+            repository=repository,
+            tag=tag,
+            changes=[f"LABEL {naming.HOST_LABEL}={host}"],
+        )
+        self.tracker.images.append(ref)
+        return ref
+
+    def tags(self) -> list[str]:
+        found = self.client.images(name=naming.SNAPSHOT_REPOSITORY)
+        return [tag for image in found for tag in image.get("RepoTags") or []]
+
+    def test_start_up_sweeps_this_hosts_leftovers_and_no_one_elses(self):
+        ours, theirs = self.leftover(self.host), self.leftover("another-host")
+
+        self.driver.init_host(self.host)
+
+        self.assertNotIn(ours, self.tags())
+        self.assertIn(theirs, self.tags())
+
+    def test_a_committed_snapshot_carries_this_hosts_label(self):
+        instance = self.spawn(self.make_image())
+        ref = naming.snapshot_ref(str(uuid.uuid4()))
+        repository, tag = ref.split(":")
+        self.client.commit(self.container(instance)["Id"], repository, tag)
+        self.tracker.images.append(ref)
+
+        labels = self.client.inspect_image(ref)["Config"]["Labels"]
+        self.assertEqual(self.host, labels[naming.HOST_LABEL])
