@@ -1,4 +1,4 @@
-"""``nova-docker-aio up | down | status | logs [service] | demo``."""
+"""``nova-docker-aio up | down | restart nova | status | logs [service] | demo``."""
 
 from __future__ import annotations
 
@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         )
     down = sub.add_parser("down", help="stop the cloud and remove its containers")
     down.add_argument("--keep-containers", action="store_true")
+    restart = sub.add_parser(
+        "restart",
+        help="restart Nova (API, conductor, scheduler and compute share one "
+        "process), e.g. after editing etc/nova/local.conf",
+    )
+    restart.add_argument("service", choices=["nova"])
     sub.add_parser("status", help="which services run, where, and their logs")
     logs = sub.add_parser("logs", help="list the logs, or show one")
     logs.add_argument("service", nargs="?")
@@ -135,6 +141,13 @@ def cmd_down(layout: Layout, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restart(layout: Layout, args: argparse.Namespace) -> int:
+    hostcheck.require_root("nova-docker-aio restart")
+    seconds = cloud.restart_nova(layout)
+    print(f"Nova is back in {seconds:.1f}s.")
+    return 0
+
+
 def cmd_status(layout: Layout, args: argparse.Namespace) -> int:
     print(f"cloud in {layout.root} (compute host {layout.compute_host})")
     up = 0
@@ -176,6 +189,7 @@ COMMANDS = {
     "up": cmd_up,
     "demo": cmd_demo,
     "down": cmd_down,
+    "restart": cmd_restart,
     "status": cmd_status,
     "logs": cmd_logs,
 }

@@ -213,6 +213,12 @@ def nova(
                 # A container's memory is not a VM's: do not reserve the
                 # host's 512 MiB default away from a small machine.
                 "reserved_host_memory_mb": "0",
+                # Containers share the host's cores; a laptop's two or four
+                # should hold dozens of small ones, not Nova's 4 per core.
+                "cpu_allocation_ratio": "16.0",
+                # After the machine reboots, `up` brings back the servers
+                # that were running (the engine left them stopped).
+                "resume_guests_state_on_host_boot": "true",
             },
             "api": {"auth_strategy": "keystone"},
             "api_database": {

@@ -1,7 +1,9 @@
 """A whole cloud for the end-to-end tests, started with the launcher.
 
 It gets its own state dir under /tmp and its own ports, so ``make test``
-passes while the demo cloud runs; its Neutron's bridges sit on the host's
+passes while the demo cloud runs (``NOVA_DOCKER_E2E_CLOUD=STATE_DIR:PORT_BASE``
+points the tests at a cloud that is already up instead, for quick rounds
+while developing; it is left up); its Neutron's bridges sit on the host's
 shared Open vSwitch next to the demo cloud's (see doc/aio.md), with the next
 free external range.  It comes down at the end of the session even when
 tests fail, and must leave none of its host devices behind.  Tests talk to
@@ -10,8 +12,11 @@ it over HTTP only, as a user.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,20 +25,37 @@ import pytest
 import yaml
 
 from nova_docker.aio import demo_image
+from nova_docker.aio import ovs
 from nova_docker.aio.launch import free_port_base
 from nova_docker.aio.launch import run_cli
 from nova_docker.aio.layout import Layout
+from nova_docker.aio.procs import read_pid
 from nova_docker.tests import engine_support
+from nova_docker.tests.e2e import support
 
 FIRST_PORT_BASE = 25100
 UP_TIMEOUT = 600
 
 
-class Cloud:
-    """What the tests know about the cloud: how a user reaches it."""
+#: Nova settings the fault tests rely on, in the cloud's ``local.conf``:
+#: power states and deleted-but-running containers are checked every few
+#: seconds instead of every 10 and 30 minutes.
+LOCAL_CONF = """[DEFAULT]
+sync_power_state_interval = 5
+running_deleted_instance_poll_interval = 5
+running_deleted_instance_timeout = 0
+running_deleted_instance_action = {action}
+"""
 
-    def __init__(self, state: Path) -> None:
+
+class Cloud:
+    """What the tests know about the cloud: how a user reaches it, and how
+    an operator restarts its Nova."""
+
+    def __init__(self, state: Path, base: int) -> None:
         self.state = state
+        self.base = base
+        self.layout = Layout(root=state.resolve(), port_base=base)
         self.clouds_yaml = state / "clouds.yaml"
         self.engine = engine_support.engine_client()
         #: Glance images the tests made; the engine's copies go at the end.
@@ -45,24 +67,87 @@ class Cloud:
             for found in self.engine.images(name=f"nova-glance:{image_id}"):
                 self.engine.remove_image(found["Id"], force=True)
 
-    def connect(self, name: str = "aio-demo") -> openstack.connection.Connection:
+    @property
+    def compute_host(self) -> str:
+        return self.layout.compute_host
+
+    @property
+    def nova_tmp(self) -> Path:
+        """Nova's own temp dir (the launcher's ``TMPDIR`` for it)."""
+        return self.state / "nova" / "tmp"
+
+    def nova_log(self) -> str:
+        return self.layout.log("nova").read_text(errors="replace")
+
+    def set_deleted_instance_action(self, action: str) -> None:
+        """Takes effect at the next (re)start of Nova."""
+        write_local_conf(self.state, action)
+
+    def restart_nova(self) -> None:
+        """``nova-docker-aio restart nova``: stop by PID, start again."""
+        run_cli(self.state, self.base, "restart", "nova", timeout=300)
+
+    def kill_nova(self) -> None:
+        """SIGKILL Nova's process, as a crash or the OOM killer would."""
+        pidfile = self.layout.pidfile("nova")
+        pid = read_pid(pidfile)
+        assert pid, "Nova is not running"
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while read_pid(pidfile) == pid and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        assert read_pid(pidfile) != pid, f"Nova (pid {pid}) outlived SIGKILL"
+
+    def switch_ports(self) -> list[str]:
+        """The ports on this cloud's integration bridge."""
+        listed = ovs.vsctl(ovs.Switch(), "list-ports", self.layout.bridge("int"))
+        return listed.split()
+
+    def connect(
+        self, name: str = "aio-demo", **options: str
+    ) -> openstack.connection.Connection:
         settings = yaml.safe_load(self.clouds_yaml.read_text())["clouds"][name]
-        return openstack.connect(load_yaml_config=False, load_envvars=False, **settings)
+        return openstack.connect(
+            load_yaml_config=False, load_envvars=False, **settings, **options
+        )
 
     def containers_of(self, server_id: str) -> list[dict]:
         label = f"org.openstack.nova.instance-uuid={server_id}"
         return self.engine.containers(all=True, filters={"label": label})
 
 
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child: the launcher started it
+
+
+def write_local_conf(state: Path, action: str = "reap") -> None:
+    path = state / "etc" / "nova" / "local.conf"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(LOCAL_CONF.format(action=action))
+
+
 @pytest.fixture(scope="session")
 def cloud() -> Iterator[Cloud]:
     engine_support.engine_client()  # skip, or fail under CI, without engine
+    reuse = os.environ.get("NOVA_DOCKER_E2E_CLOUD")
+    if reuse:
+        state_text, base_text = reuse.rsplit(":", 1)
+        made = Cloud(Path(state_text), int(base_text))
+        write_local_conf(made.state)
+        made.restart_nova()
+        yield made
+        return
     state = Path(tempfile.mkdtemp(prefix="nova-docker-e2e-"))
     base = free_port_base(FIRST_PORT_BASE)
     made = None
     try:
+        write_local_conf(state)
         run_cli(state, base, "up", timeout=UP_TIMEOUT)
-        made = Cloud(state)
+        made = Cloud(state, base)
         yield made
     finally:
         try:
@@ -87,8 +172,43 @@ def conn(cloud: Cloud) -> openstack.connection.Connection:
 
 
 @pytest.fixture(scope="session")
+def admin_conn(cloud: Cloud) -> openstack.connection.Connection:
+    """The cloud's admin at compute 2.53 (services by ID, ``forced_down``)."""
+    return cloud.connect("aio-admin", compute_api_version="2.53")
+
+
+@pytest.fixture(scope="session")
 def image_ref(cloud: Cloud) -> Iterator[str]:
     """The demo image, built locally (never pulled)."""
     ref = demo_image.build("nova-docker-e2e")
     yield ref
     cloud.engine.remove_image(ref, force=True)
+
+
+@pytest.fixture(scope="session")
+def user_conn(cloud: Cloud) -> openstack.connection.Connection:
+    """The demo user at compute 2.56, the last microversion with injected
+    files (``personality``)."""
+    return cloud.connect("aio-demo", compute_api_version="2.56")
+
+
+@pytest.fixture(scope="session")
+def net_image(cloud: Cloud, user_conn) -> Iterator:
+    ref = demo_image.build("nova-docker-e2e-net", ["/bin/sh", "-c", support.NET_SCRIPT])
+    created = user_conn.image.create_image(
+        name=support.name("e2e-net-image"),
+        container_format="docker",
+        disk_format="raw",
+        data=b"".join(cloud.engine.get_image(ref)),
+    )
+    cloud.glance_ids.append(created.id)
+    yield user_conn.image.wait_for_status(created, "active", wait=120)
+    user_conn.image.delete_image(created, ignore_missing=True)
+    cloud.engine.remove_image(ref, force=True)
+
+
+@pytest.fixture
+def servers(user_conn, net_image) -> Iterator[support.Servers]:
+    made = support.Servers(user_conn, net_image)
+    yield made
+    made.delete_all()

@@ -1,6 +1,7 @@
 import configparser
 from pathlib import Path
 
+from nova_docker.aio import cloud
 from nova_docker.aio import configs
 from nova_docker.aio import secret
 from nova_docker.aio.layout import Layout
@@ -53,3 +54,16 @@ def test_every_file_path_stays_under_the_state_dir() -> None:
             for key, value in section.items():
                 if key.endswith(("_path", "_datadir", "key_repository")):
                     assert value.startswith("/state/"), (key, value)
+
+
+def test_nova_brings_back_running_servers_after_a_host_reboot() -> None:
+    conf = _parse(configs.nova(LAYOUT, SECRETS, "docker.DockerDriver", "unix:///s"))
+    assert conf["DEFAULT"]["resume_guests_state_on_host_boot"] == "true"
+
+
+def test_nova_reads_the_operators_local_conf_after_its_own(tmp_path: Path) -> None:
+    layout = Layout(tmp_path, 30000)
+    assert cloud.nova_config_files(layout) == "api-paste.ini;nova.conf"
+    (tmp_path / "etc" / "nova").mkdir(parents=True)
+    (tmp_path / "etc" / "nova" / cloud.LOCAL_CONF).write_text("[DEFAULT]\n")
+    assert cloud.nova_config_files(layout) == "api-paste.ini;nova.conf;local.conf"
