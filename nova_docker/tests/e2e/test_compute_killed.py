@@ -1,0 +1,200 @@
+"""nova-compute dies (SIGKILL) in the middle of spawn, snapshot and delete.
+
+Afterwards the server must be in a state Nova can explain (ERROR with a
+fault, ACTIVE again, or gone), and a retry or a delete must leave nothing:
+no container, no engine tag, no file in Nova's temp dir, no Neutron port or
+host device, no Glance image holding part of an upload.  In the all-in-one
+cloud the whole Nova process dies, API included, as in a host crash.
+
+The image is large (``BIG_MIB`` of random data) so that its load and a
+snapshot's upload take long enough to be caught in the act through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nova_docker.tests import engine_support
+from nova_docker.tests.e2e import support
+from nova_docker.tests.e2e.conftest import Cloud
+
+BIG_MIB = 256
+COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+
+
+@pytest.fixture(scope="module")
+def big_image(cloud: Cloud, user_conn) -> Iterator:
+    repository = "nova-docker-e2e-big"
+    ref = f"{repository}:latest"
+    rootfs = engine_support.rootfs_tar({"/big": os.urandom(BIG_MIB << 20)})
+    cloud.engine.import_image_from_data(
+        rootfs, repository=repository, changes=[f"CMD {json.dumps(COMMAND)}"]
+    )
+    created = user_conn.image.create_image(
+        name=support.name("e2e-big"),
+        container_format="docker",
+        disk_format="raw",
+        data=b"".join(cloud.engine.get_image(ref)),
+    )
+    cloud.glance_ids.append(created.id)
+    cloud.engine.remove_image(ref, force=True)
+    yield user_conn.image.wait_for_status(created, "active", wait=300)
+    user_conn.image.delete_image(created, ignore_missing=True)
+
+
+def _boot(user_conn, image) -> object:
+    flavor = user_conn.compute.find_flavor(support.FLAVOR, ignore_missing=False)
+    network = user_conn.network.find_network(support.NETWORK, ignore_missing=False)
+    return user_conn.compute.create_server(
+        name=support.name("e2e-killed"),
+        image_id=image.id,
+        flavor_id=flavor.id,
+        networks=[{"uuid": network.id}],
+    )
+
+
+def _catch(user_conn, server, task_state: str, timeout: float = 300) -> None:
+    """Return as soon as the server's task state is ``task_state``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = user_conn.compute.get_server(server)
+        if found.task_state == task_state:
+            return
+        assert found.status != "ERROR", found.fault
+        time.sleep(0.05)
+    pytest.fail(f"{server.name} never reached task state {task_state}")
+
+
+def _restart(cloud: Cloud, admin_conn) -> None:
+    cloud.restart_nova()
+    support.eventually(
+        lambda: any(
+            s.state == "up"
+            for s in admin_conn.compute.services(
+                host=cloud.compute_host, binary="nova-compute"
+            )
+        ),
+        "nova-compute reports up",
+        timeout=120,
+    )
+
+
+def _temp_files(cloud: Cloud) -> list[Path]:
+    """Files in Nova's temp dir but oslo.privsep's sockets, whose per-process
+    directories a killed Nova cannot remove (they hold no data)."""
+    return [
+        path
+        for path in cloud.nova_tmp.rglob("*")
+        if not path.is_dir() and path.name != "privsep.sock"
+    ]
+
+
+def _delete_and_check_nothing_left(cloud: Cloud, user_conn, server) -> None:
+    ports = [p.id for p in user_conn.network.ports(device_id=server.id)]
+    user_conn.compute.delete_server(server, ignore_missing=True)
+    user_conn.compute.wait_for_delete(server, wait=support.TIMEOUT)
+    assert cloud.containers_of(server.id) == []
+    assert [p for p in ports if user_conn.network.find_port(p)] == []
+    assert [p for p in ports if support.tap(p).exists()] == []
+    assert _temp_files(cloud) == []
+
+
+def _snapshot_tags(cloud: Cloud) -> list[str]:
+    found = cloud.engine.images(
+        name="nova-snapshot",
+        filters={"label": f"org.openstack.nova.host={cloud.compute_host}"},
+    )
+    return [tag for image in found for tag in image.get("RepoTags") or ()]
+
+
+def test_killed_during_spawn_the_server_errors_and_delete_cleans_up(
+    cloud: Cloud, user_conn, admin_conn, big_image
+) -> None:
+    server = _boot(user_conn, big_image)
+    _catch(user_conn, server, "spawning")
+    cloud.kill_nova()
+    _restart(cloud, admin_conn)
+
+    # Nova's init_host: a build the compute service did not finish fails.
+    found = support.eventually(
+        lambda: (
+            user_conn.compute.get_server(server).status == "ERROR"
+            and user_conn.compute.get_server(server)
+        ),
+        f"{server.name} is ERROR",
+    )
+    assert found.task_state is None
+    _delete_and_check_nothing_left(cloud, user_conn, server)
+
+    # The retry finds the image whole, or loads it again.
+    retry = user_conn.compute.wait_for_server(
+        _boot(user_conn, big_image), wait=support.TIMEOUT
+    )
+    assert retry.status == "ACTIVE"
+    _delete_and_check_nothing_left(cloud, user_conn, retry)
+
+
+def test_killed_during_a_snapshot_upload_nothing_half_made_remains(
+    cloud: Cloud, user_conn, admin_conn, big_image
+) -> None:
+    server = user_conn.compute.wait_for_server(
+        _boot(user_conn, big_image), wait=support.TIMEOUT
+    )
+    try:
+        snapshot = user_conn.compute.create_server_image(
+            server, support.name("e2e-cut"), wait=False
+        )
+        snapshot_id = getattr(snapshot, "id", snapshot)
+        cloud.glance_ids.append(snapshot_id)
+        _catch(user_conn, server, "image_uploading")
+        cloud.kill_nova()
+        _restart(cloud, admin_conn)
+
+        found = support.eventually(
+            lambda: (
+                user_conn.compute.get_server(server).task_state is None
+                and user_conn.compute.get_server(server)
+            ),
+            f"{server.name} has no task left",
+        )
+        assert found.status == "ACTIVE"
+        assert _snapshot_tags(cloud) == []
+        # Glance dropped the cut upload: the image holds no data.
+        image = user_conn.image.get_image(snapshot_id)
+        assert image.status == "queued"
+        assert not image.size
+        user_conn.image.delete_image(snapshot_id)
+
+        retried = user_conn.compute.create_server_image(
+            server, support.name("e2e-retry"), wait=True, timeout=support.TIMEOUT
+        )
+        cloud.glance_ids.append(retried.id)
+        assert user_conn.image.get_image(retried.id).status == "active"
+        user_conn.image.delete_image(retried.id)
+    finally:
+        _delete_and_check_nothing_left(cloud, user_conn, server)
+
+
+def test_killed_during_delete_the_restart_finishes_it(
+    cloud: Cloud, user_conn, admin_conn, net_image
+) -> None:
+    server = user_conn.compute.wait_for_server(
+        _boot(user_conn, net_image), wait=support.TIMEOUT
+    )
+    ports = [p.id for p in user_conn.network.ports(device_id=server.id)]
+    user_conn.compute.delete_server(server)
+    cloud.kill_nova()
+    _restart(cloud, admin_conn)
+
+    user_conn.compute.wait_for_delete(server, wait=support.TIMEOUT)
+    assert cloud.containers_of(server.id) == []
+    assert [p for p in ports if user_conn.network.find_port(p)] == []
+    assert [p for p in ports if support.tap(p).exists()] == []
+    assert _temp_files(cloud) == []
+    assert f"[instance: {server.id}] Service started deleting" in cloud.nova_log()
