@@ -104,6 +104,17 @@ class Cloud:
         listed = ovs.vsctl(ovs.Switch(), "list-ports", self.layout.bridge("int"))
         return listed.split()
 
+    def upload(self, conn, ref: str, prefix: str, wait: float = 300):
+        """``docker save`` of ``ref`` into a new Glance image, once active."""
+        created = conn.image.create_image(
+            name=support.name(prefix),
+            container_format="docker",
+            disk_format="raw",
+            data=b"".join(self.engine.get_image(ref)),
+        )
+        self.glance_ids.append(created.id)
+        return conn.image.wait_for_status(created, "active", wait=wait)
+
     def connect(
         self, name: str = "aio-demo", **options: str
     ) -> openstack.connection.Connection:
@@ -195,14 +206,8 @@ def user_conn(cloud: Cloud) -> openstack.connection.Connection:
 @pytest.fixture(scope="session")
 def net_image(cloud: Cloud, user_conn) -> Iterator:
     ref = demo_image.build("nova-docker-e2e-net", ["/bin/sh", "-c", support.NET_SCRIPT])
-    created = user_conn.image.create_image(
-        name=support.name("e2e-net-image"),
-        container_format="docker",
-        disk_format="raw",
-        data=b"".join(cloud.engine.get_image(ref)),
-    )
-    cloud.glance_ids.append(created.id)
-    yield user_conn.image.wait_for_status(created, "active", wait=120)
+    created = cloud.upload(user_conn, ref, "e2e-net-image")
+    yield created
     user_conn.image.delete_image(created, ignore_missing=True)
     cloud.engine.remove_image(ref, force=True)
 

@@ -36,27 +36,24 @@ def big_image(cloud: Cloud, user_conn) -> Iterator:
     cloud.engine.import_image_from_data(
         rootfs, repository=repository, changes=[f"CMD {json.dumps(COMMAND)}"]
     )
-    created = user_conn.image.create_image(
-        name=support.name("e2e-big"),
-        container_format="docker",
-        disk_format="raw",
-        data=b"".join(cloud.engine.get_image(ref)),
-    )
-    cloud.glance_ids.append(created.id)
+    created = cloud.upload(user_conn, ref, "e2e-big")
     cloud.engine.remove_image(ref, force=True)
-    yield user_conn.image.wait_for_status(created, "active", wait=300)
+    yield created
     user_conn.image.delete_image(created, ignore_missing=True)
 
 
-def _boot(user_conn, image) -> object:
+def _boot(user_conn, image, wait: bool = False) -> object:
     flavor = user_conn.compute.find_flavor(support.FLAVOR, ignore_missing=False)
     network = user_conn.network.find_network(support.NETWORK, ignore_missing=False)
-    return user_conn.compute.create_server(
+    server = user_conn.compute.create_server(
         name=support.name("e2e-killed"),
         image_id=image.id,
         flavor_id=flavor.id,
         networks=[{"uuid": network.id}],
     )
+    if wait:
+        return user_conn.compute.wait_for_server(server, wait=support.TIMEOUT)
+    return server
 
 
 def _catch(user_conn, server, task_state: str, timeout: float = 300) -> None:
@@ -133,9 +130,7 @@ def test_killed_during_spawn_the_server_errors_and_delete_cleans_up(
     _delete_and_check_nothing_left(cloud, user_conn, server)
 
     # The retry finds the image whole, or loads it again.
-    retry = user_conn.compute.wait_for_server(
-        _boot(user_conn, big_image), wait=support.TIMEOUT
-    )
+    retry = _boot(user_conn, big_image, wait=True)
     assert retry.status == "ACTIVE"
     _delete_and_check_nothing_left(cloud, user_conn, retry)
 
@@ -143,9 +138,7 @@ def test_killed_during_spawn_the_server_errors_and_delete_cleans_up(
 def test_killed_during_a_snapshot_upload_nothing_half_made_remains(
     cloud: Cloud, user_conn, admin_conn, big_image
 ) -> None:
-    server = user_conn.compute.wait_for_server(
-        _boot(user_conn, big_image), wait=support.TIMEOUT
-    )
+    server = _boot(user_conn, big_image, wait=True)
     try:
         snapshot = user_conn.compute.create_server_image(
             server, support.name("e2e-cut"), wait=False
@@ -184,9 +177,7 @@ def test_killed_during_a_snapshot_upload_nothing_half_made_remains(
 def test_killed_during_delete_the_restart_finishes_it(
     cloud: Cloud, user_conn, admin_conn, net_image
 ) -> None:
-    server = user_conn.compute.wait_for_server(
-        _boot(user_conn, net_image), wait=support.TIMEOUT
-    )
+    server = _boot(user_conn, net_image, wait=True)
     ports = [p.id for p in user_conn.network.ports(device_id=server.id)]
     user_conn.compute.delete_server(server)
     cloud.kill_nova()
