@@ -1,0 +1,152 @@
+"""A burst of parallel boots and deletes of one image leaves nothing behind.
+
+``BURST`` servers (``NOVA_DOCKER_BURST``, default 50) are created at once by
+several clients, all reach ACTIVE, then are deleted at once.  Afterwards no
+container, engine tag or temp file of theirs remains, and the engine loaded
+the image exactly once (its ``load`` events say so).  They boot without a
+network (``--nic none``): the burst is about the driver, and Neutron's
+ports are covered in test_networking.
+
+Soak: ``NOVA_DOCKER_SOAK=1`` repeats the burst ``NOVA_DOCKER_SOAK_ROUNDS``
+times (default 5); without it one round runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from nova_docker.engine import naming
+from nova_docker.tests import engine_support
+from nova_docker.tests.e2e import support
+from nova_docker.tests.e2e.conftest import Cloud
+
+BURST = int(os.environ.get("NOVA_DOCKER_BURST", "50"))
+ROUNDS = (
+    int(os.environ.get("NOVA_DOCKER_SOAK_ROUNDS", "5"))
+    if os.environ.get("NOVA_DOCKER_SOAK")
+    else 1
+)
+CLIENTS = 8
+COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+
+
+@pytest.fixture
+def no_quota(admin_conn, user_conn) -> Iterator[None]:
+    """The demo project may run the whole burst; defaults come back after."""
+    project = user_conn.current_project_id
+    admin_conn.set_compute_quotas(project, instances=-1, cores=-1, ram=-1)
+    yield
+    admin_conn.delete_compute_quotas(project)
+
+
+@pytest.fixture
+def burst_image(cloud: Cloud, user_conn) -> Iterator[tuple[object, str]]:
+    """A Glance image the engine does not hold yet, and its engine ID."""
+    ref = engine_support.build_image(cloud.engine, COMMAND)
+    engine_id = cloud.engine.inspect_image(ref)["Id"]
+    image = cloud.upload(user_conn, ref, "e2e-burst")
+    cloud.engine.remove_image(ref, force=True)
+    yield image, engine_id
+    user_conn.image.delete_image(image, ignore_missing=True)
+
+
+def _create_all(user_conn, image, count: int) -> list:
+    flavor = user_conn.compute.find_flavor(support.FLAVOR, ignore_missing=False)
+
+    def create(index: int):
+        return user_conn.compute.create_server(
+            name=f"e2e-burst-{index}",
+            image_id=image.id,
+            flavor_id=flavor.id,
+            networks="none",
+        )
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        return list(pool.map(create, range(count)))
+
+
+def _statuses(user_conn, ids: set[str]) -> dict[str, str]:
+    return {s.id: s.status for s in user_conn.compute.servers() if s.id in ids}
+
+
+def _all_active(user_conn, ids: set[str]) -> bool:
+    statuses = _statuses(user_conn, ids)
+    failed = [i for i, status in statuses.items() if status == "ERROR"]
+    assert not failed, f"servers in ERROR: {failed}"
+    return len(statuses) == len(ids) and set(statuses.values()) == {"ACTIVE"}
+
+
+def _delete_all(user_conn, servers: list) -> None:
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(user_conn.compute.delete_server, servers))
+
+
+class LoadWatch:
+    """Collects the engine's image ``load`` events while it is open.
+
+    Listened to live: the engine keeps only its last 256 events, fewer
+    than a burst makes.
+    """
+
+    def __init__(self, cloud: Cloud) -> None:
+        self._stream = cloud.engine.events(
+            filters={"type": "image", "event": "load"}, decode=True
+        )
+        self.loaded: list[str] = []
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        try:
+            for event in self._stream:
+                self.loaded.append(event.get("id", ""))
+        except Exception:  # noqa: S110 - close() ends the stream this way
+            pass
+
+    def close(self) -> list[str]:
+        self._stream.close()
+        self._thread.join(10)
+        return self.loaded
+
+
+def _our_tags(cloud: Cloud, glance_id: str) -> list[str]:
+    tags = [
+        tag for image in cloud.engine.images() for tag in image.get("RepoTags") or ()
+    ]
+    return [tag for tag in tags if glance_id in tag or tag.startswith("nova-snapshot")]
+
+
+def test_a_burst_of_boots_and_deletes_leaves_nothing_and_loads_once(
+    cloud: Cloud, user_conn, no_quota, burst_image
+) -> None:
+    image, engine_id = burst_image
+    watch = LoadWatch(cloud)
+    for _round in range(ROUNDS):
+        servers = _create_all(user_conn, image, BURST)
+        ids = {s.id for s in servers}
+        support.eventually(
+            lambda ids=ids: _all_active(user_conn, ids),
+            f"all {BURST} servers are ACTIVE",
+            timeout=900,
+        )
+        running = [c for i in ids for c in cloud.containers_of(i)]
+        assert len(running) == BURST
+        assert all(c["State"] == "running" for c in running)
+
+        _delete_all(user_conn, servers)
+        support.eventually(
+            lambda ids=ids: not _statuses(user_conn, ids),
+            f"all {BURST} servers are gone",
+            timeout=900,
+        )
+        assert [c for i in ids for c in cloud.containers_of(i)] == []
+
+    # The image sits in Glance once; the engine loaded it once, for all.
+    assert watch.close().count(engine_id) == 1
+    assert _our_tags(cloud, image.id) == [naming.glance_image_ref(image.id)]
+    assert [p for p in cloud.nova_tmp.rglob("*") if p.is_file()] == []
