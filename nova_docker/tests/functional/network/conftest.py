@@ -6,6 +6,7 @@ See :mod:`.support` for what gets created and how it is cleaned up.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,13 +16,19 @@ import os_vif
 import pytest
 import vif_plug_ovs.privsep
 from nova import objects
+from nova.virt import fake
 from oslo_config import cfg
 
 import nova_docker.privsep
+from nova_docker import conf
+from nova_docker import driver as driver_mod
 from nova_docker.aio import ovs as aio_ovs
 from nova_docker.aio.procs import ProcessError
+from nova_docker.engine import naming
 from nova_docker.tests.functional.network import support
 from nova_docker.tests.functional.network.support import unavailable
+
+CONF = cfg.CONF
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +113,57 @@ def containers(
     factory = support.ContainerFactory(engine, image)
     yield factory
     factory.cleanup()
+
+
+@pytest.fixture
+def engine_url() -> str:
+    """Where the driver under test finds its engine: the host's."""
+    return "unix:///var/run/docker.sock"
+
+
+@pytest.fixture
+def target_engine(engine: docker.DockerClient) -> docker.DockerClient:
+    """The engine the driver under test uses (overridden for a private one)."""
+    return engine
+
+
+@pytest.fixture
+def image_meta(target_engine: docker.DockerClient) -> Iterator[objects.ImageMeta]:
+    """A Glance image already cached on the engine under its UUID tag."""
+    engine = target_engine
+    image_id = str(uuid.uuid4())
+    repository, tag = naming.glance_image_ref(image_id).split(":")
+    engine.api.import_image_from_data(
+        support.rootfs(),
+        repository=repository,
+        tag=tag,
+        changes=[f"CMD {json.dumps(support.COMMAND)}"],
+    )
+    yield objects.ImageMeta.from_dict(
+        {"id": image_id, "container_format": "docker", "disk_format": "raw"}
+    )
+    engine.images.remove(f"{repository}:{tag}", force=True)
+
+
+@pytest.fixture
+def docker_driver(
+    osvif: None, target_engine: docker.DockerClient, engine_url: str, tmp_path
+) -> Iterator[driver_mod.DockerDriver]:
+    engine = target_engine
+    host = f"ndt-driver-{uuid.uuid4().hex[:8]}"
+    conf.register_opts(CONF)
+    CONF.set_override("host", host)
+    CONF.set_override("api_url", engine_url, "docker")
+    CONF.set_override("instances_path", str(tmp_path))
+    CONF.set_override("ovs_datapath_type", "netdev", "docker")
+    driver = driver_mod.DockerDriver(fake.FakeVirtAPI())
+    driver.init_host(host)
+    yield driver
+    for found in engine.api.containers(
+        all=True, filters={"label": f"{naming.HOST_LABEL}={host}"}
+    ):
+        engine.api.remove_container(found["Id"], force=True)
+    CONF.clear_override("ovs_datapath_type", "docker")
+    CONF.clear_override("api_url", "docker")
+    CONF.clear_override("instances_path")
+    CONF.clear_override("host")

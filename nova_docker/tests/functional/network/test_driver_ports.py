@@ -7,65 +7,21 @@ container a new network namespace), and leave no host device once destroyed.
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Iterator
 
 import docker
 import pytest
 from nova import context
 from nova import objects
-from nova.virt import fake
 from oslo_config import cfg
 
-from nova_docker import conf
-from nova_docker import driver as driver_mod
 from nova_docker.engine import naming
 from nova_docker.network import plan
-from nova_docker.tests.functional.network import support
 from nova_docker.tests.functional.network.test_plug import assert_connected
 from nova_docker.tests.functional.network.test_plug import leftovers
 from nova_docker.tests.functional.network.test_plug import make_vif
 
 CONF = cfg.CONF
-
-
-@pytest.fixture
-def image_meta(engine: docker.DockerClient) -> Iterator[objects.ImageMeta]:
-    """A Glance image already cached on the engine under its UUID tag."""
-    image_id = str(uuid.uuid4())
-    repository, tag = naming.glance_image_ref(image_id).split(":")
-    engine.api.import_image_from_data(
-        support.rootfs(),
-        repository=repository,
-        tag=tag,
-        changes=[f"CMD {json.dumps(support.COMMAND)}"],
-    )
-    yield objects.ImageMeta.from_dict(
-        {"id": image_id, "container_format": "docker", "disk_format": "raw"}
-    )
-    engine.images.remove(f"{repository}:{tag}", force=True)
-
-
-@pytest.fixture
-def docker_driver(
-    osvif: None, engine: docker.DockerClient, tmp_path
-) -> Iterator[driver_mod.DockerDriver]:
-    host = f"ndt-driver-{uuid.uuid4().hex[:8]}"
-    conf.register_opts(CONF)
-    CONF.set_override("host", host)
-    CONF.set_override("instances_path", str(tmp_path))
-    CONF.set_override("ovs_datapath_type", "netdev", "docker")
-    driver = driver_mod.DockerDriver(fake.FakeVirtAPI())
-    driver.init_host(host)
-    yield driver
-    for found in engine.api.containers(
-        all=True, filters={"label": f"{naming.HOST_LABEL}={host}"}
-    ):
-        engine.api.remove_container(found["Id"], force=True)
-    CONF.clear_override("ovs_datapath_type", "docker")
-    CONF.clear_override("instances_path")
-    CONF.clear_override("host")
 
 
 def make_instance(ctxt: context.RequestContext, index: int) -> objects.Instance:
