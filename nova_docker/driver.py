@@ -161,12 +161,8 @@ class DockerDriver(driver.ComputeDriver):
     ) -> None:
         image_ref = self._fetcher.ensure(context, image_meta, instance)
         try:
-            self._containers.create(
-                instance,
-                image_ref,
-                image_meta,
-                injected_files,
-                network_service.nameservers(network_info),
+            self._create(
+                context, instance, image_ref, image_meta, injected_files, network_info
             )
             if power_on:
                 self._start_new(instance, network_info)
@@ -178,6 +174,34 @@ class DockerDriver(driver.ComputeDriver):
             naming.container_name(instance.uuid),
             instance=instance,
         )
+
+    def _create(
+        self,
+        context: Any,
+        instance: Any,
+        image_ref: str,
+        image_meta: Any,
+        injected_files: Any,
+        network_info: Any,
+    ) -> None:
+        """Create the container; if its cached image vanished since it was
+        ensured (an operator's ``docker image prune``), load it once more."""
+        nameservers = network_service.nameservers(network_info)
+        try:
+            self._containers.create(
+                instance, image_ref, image_meta, injected_files, nameservers
+            )
+        except exception.ImageNotCached:
+            LOG.warning(
+                "Image %s left the engine before the container was created; "
+                "loading it again",
+                image_ref,
+                instance=instance,
+            )
+            image_ref = self._fetcher.ensure(context, image_meta, instance)
+            self._containers.create(
+                instance, image_ref, image_meta, injected_files, nameservers
+            )
 
     def _start_new(self, instance: Any, network_info: Any) -> None:
         """Start a new container and plug its ports, waiting for Neutron."""

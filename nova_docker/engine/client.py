@@ -160,7 +160,9 @@ class Engine:
     # -- containers -------------------------------------------------------
 
     def create_container(self, spec: spec_mod.ContainerSpec) -> str:
-        with self._call(f"create container {spec.name}"):
+        # 404 is the image; a name in use is 409.
+        missing = exception.ImageNotCached(ref=spec.image)
+        with self._call(f"create container {spec.name}", missing):
             host_config = self.api.create_host_config(**spec.host_config_kwargs())
             created = self.api.create_container(
                 host_config=host_config, **spec.create_kwargs()

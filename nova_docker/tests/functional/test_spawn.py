@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import docker.errors
+import fixtures
 from nova import objects
 from nova.compute import power_state
 
@@ -73,6 +74,31 @@ class SpawnTestCase(base.DriverTestCase):
         tagged = self.client.inspect_image(naming.glance_image_ref(image.id))
         # Only our tag: the tarball's own repository tag is not re-created.
         self.assertEqual([naming.glance_image_ref(image.id)], tagged["RepoTags"])
+
+    def test_an_image_pruned_between_load_and_create_is_loaded_again(self):
+        image = self.make_image()
+        ensure = self.driver._fetcher.ensure
+        ensured = []
+
+        def ensure_then_prune(*args, **kwargs):
+            ref = ensure(*args, **kwargs)
+            if not ensured:
+                # What an operator's `docker image prune -a` does at the
+                # wrong moment: the engine forgets the image just loaded.
+                self.client.remove_image(ref, force=True)
+            ensured.append(ref)
+            return ref
+
+        self.useFixture(
+            fixtures.MockPatchObject(
+                self.driver._fetcher, "ensure", side_effect=ensure_then_prune
+            )
+        )
+        instance = self.spawn(image)
+
+        self.assertEqual(2, len(ensured))
+        self.assertEqual(2, self.glance.downloads[image.id])
+        self.assertTrue(self.container(instance)["State"]["Running"])
 
     def test_concurrent_boots_of_one_image_download_it_once(self):
         image = self.make_image()
