@@ -89,6 +89,9 @@ class Cloud:
         """``nova-docker-aio restart nova``: stop by PID, start again."""
         run_cli(self.state, self.base, "restart", "nova", timeout=300)
 
+    def nova_running(self) -> bool:
+        return read_pid(self.layout.pidfile("nova")) is not None
+
     def kill_nova(self) -> None:
         """SIGKILL Nova's process, as a crash or the OOM killer would."""
         pidfile = self.layout.pidfile("nova")
@@ -182,6 +185,16 @@ def _host_devices(state: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def conn(cloud: Cloud) -> openstack.connection.Connection:
     return cloud.connect()
+
+
+@pytest.fixture
+def nova_back_up(cloud: Cloud) -> Iterator[None]:
+    """For tests that kill or restart Nova: whatever happens, the next test
+    finds it running with the usual settings."""
+    yield
+    if not cloud.nova_running():
+        write_local_conf(cloud.state)
+        cloud.restart_nova()
 
 
 @pytest.fixture(scope="session")

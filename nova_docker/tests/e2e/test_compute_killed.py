@@ -24,6 +24,8 @@ from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 from nova_docker.tests.e2e.conftest import Cloud
 
+pytestmark = pytest.mark.usefixtures("nova_back_up")
+
 BIG_MIB = 256
 COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 

@@ -21,6 +21,8 @@ from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 from nova_docker.tests.e2e.conftest import Cloud
 
+pytestmark = pytest.mark.usefixtures("nova_back_up")
+
 HOST_LABEL = "org.openstack.nova.host"
 UUID_LABEL = "org.openstack.nova.instance-uuid"
 #: Long enough for several power-state syncs and deleted-instance sweeps
