@@ -339,7 +339,8 @@ def up(
 
 def restart_nova(layout: Layout) -> float:
     """Stop Nova (API, conductor, scheduler, compute) by its PID and start
-    it again with the current configuration; return the seconds it took.
+    it again with freshly rendered configuration; return the seconds it
+    took.
 
     What a compute-service restart does to the instances is up to Nova's
     ``init_host`` and the driver: containers keep running meanwhile.
@@ -347,6 +348,12 @@ def restart_nova(layout: Layout) -> float:
     if not running(layout, "mariadb"):
         raise hostcheck.HostError(f"the cloud in {layout.root} is not up")
     started = time.monotonic()
+    driver = (layout.root / "driver").read_text().strip()
+    with step("config", "render service configuration"):
+        # As `up` would: this launcher's settings, then local.conf's.
+        _write_configs(
+            layout, secret.load_or_create(layout), driver, has_neutron(layout)
+        )
     _stop(layout, "nova")
     (layout.run / "nova.ready").unlink(missing_ok=True)
     _start(layout, "nova", lambda: _start_nova(layout, has_neutron(layout)))
