@@ -73,6 +73,7 @@ def foreign(cloud: Cloud) -> Iterator[list[str]]:
     for labels in ({}, {HOST_LABEL: "another-host", UUID_LABEL: str(uuid.uuid4())}):
         created = cloud.engine.create_container(
             image,
+            host_config=cloud.engine.create_host_config(network_mode="none"),
             name=f"nova-docker-e2e-foreign-{uuid.uuid4().hex[:8]}",
             labels=labels,
         )

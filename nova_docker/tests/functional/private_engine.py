@@ -5,7 +5,9 @@ Fault tests cannot touch the host's engine: a demo cloud may be using it.
 temporary directory: its data root, its exec root (where dockerd 20.10 starts
 its own ``containerd``, socket and state, since no ``--containerd`` is given),
 its pid file, its config file (so ``/etc/docker/daemon.json`` is never read)
-and its API socket.  It makes no bridge and no iptables rules.
+and its API socket.  It makes no iptables rules.  Its default bridge is one
+the fixture makes for it (``ndtpe…``): with ``--bridge=none`` dockerd
+deletes the host's ``docker0``, the host engine's own bridge.
 
 Teardown always runs, whatever the test did: the engine is started again if
 it was down so that it removes its own containers, then stopped; anything
@@ -30,9 +32,11 @@ import tempfile
 import threading
 import time
 import unittest
+import uuid
 
 import docker
 import fixtures
+from pyroute2 import IPRoute
 
 from nova_docker.conf import docker as docker_conf
 from nova_docker.tests import engine_support
@@ -99,6 +103,7 @@ class PrivateEngine(fixtures.Fixture):
         self.tls = tls
         self.tcp_port: int | None = None
         self.root = ""
+        self.bridge = ""
         self._process: subprocess.Popen | None = None
         self._frozen = False
 
@@ -138,6 +143,9 @@ class PrivateEngine(fixtures.Fixture):
         if self.userns_remap and not _user_exists(REMAP_USER):
             self.addCleanup(_delete_user, REMAP_USER)
         self.addCleanup(self._shut_down)
+        self.bridge = f"ndtpe{uuid.uuid4().hex[:6]}"
+        _add_bridge(self.bridge)
+        self.addCleanup(_delete_bridge, self.bridge)
         if self.tls is not None:
             self.tcp_port = free_tcp_port()
         self._write_config()
@@ -155,7 +163,7 @@ class PrivateEngine(fixtures.Fixture):
             f"--exec-root={self.path('exec')}",
             f"--pidfile={self.path('docker.pid')}",
             f"--host={self.url}",
-            "--bridge=none",
+            f"--bridge={self.bridge}",
             "--iptables=false",
             "--ip6tables=false",
         ]
@@ -313,6 +321,19 @@ class PrivateEngine(fixtures.Fixture):
         with open("/proc/self/mountinfo") as mountinfo:
             points = [line.split()[4] for line in mountinfo]
         return [p for p in points if p == self.root or p.startswith(self.root + "/")]
+
+
+def _add_bridge(name: str) -> None:
+    """An empty Linux bridge for a private engine's default network."""
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="bridge")
+
+
+def _delete_bridge(name: str) -> None:
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if found:
+            ipr.link("del", index=found[0])
 
 
 def _die_with_this_thread():
