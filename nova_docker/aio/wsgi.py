@@ -65,6 +65,11 @@ def serve(service: str, port: int, threads: int) -> None:
                 "worker_class": "gthread",
                 "timeout": 600,
                 "graceful_timeout": 5,
+                # No keep-alive: with it, a client that reuses an idle
+                # connection just as gunicorn closes it (after 2 s) gets
+                # "Remote end closed connection without response", and
+                # Nova's scheduler turns that into NoValidHost.
+                "keepalive": 0,
                 "proc_name": f"aio-{service}",
                 # Its default path is per user, so clouds would share it.
                 "control_socket_disable": True,
