@@ -37,14 +37,22 @@ STATE_CACHE_SECONDS = 30.0
 
 class _StateCache:
     """Engine status by instance UUID, from one listing of this host's
-    containers.  Forgotten whenever this driver changes a container, so a
-    cached answer is never older than our own last change."""
+    containers.
 
-    def __init__(self, list_states: Callable[[], dict[str, str]]) -> None:
-        self._list_states = list_states
+    Every listing of the host's containers refreshes it, and Nova's
+    power-state sync starts with one (``get_num_instances``), so the states
+    a sync compares are never older than the sync itself.  It is forgotten
+    whenever this driver changes a container, so a cached answer is never
+    older than our own last change either.
+    """
+
+    def __init__(self, list_containers: Callable[[], list[dict[str, Any]]]) -> None:
+        self._list_containers = list_containers
         self._lock = threading.Lock()
         self._states: dict[str, str] | None = None
         self._taken_at = 0.0
+        # Counts forget()s: a listing begun before one must not be kept.
+        self._generation = 0
 
     def status(self, instance_uuid: str) -> str | None:
         with self._lock:
@@ -52,13 +60,30 @@ class _StateCache:
                 self._states is None
                 or time.monotonic() - self._taken_at > STATE_CACHE_SECONDS
             ):
-                self._states = self._list_states()
-                self._taken_at = time.monotonic()
+                self._keep(self._list_containers())
             return self._states.get(instance_uuid)
+
+    def listing(self) -> list[dict[str, Any]]:
+        """A fresh listing of the host's containers, kept for ``status``."""
+        with self._lock:
+            generation = self._generation
+        found = self._list_containers()
+        with self._lock:
+            if generation == self._generation:
+                self._keep(found)
+        return found
 
     def forget(self) -> None:
         with self._lock:
             self._states = None
+            self._generation += 1
+
+    def _keep(self, found: list[dict[str, Any]]) -> None:
+        self._states = {
+            (c.get("Labels") or {}).get(naming.UUID_LABEL, ""): c.get("State", "")
+            for c in found
+        }
+        self._taken_at = time.monotonic()
 
 
 def _changes_state(method: Callable) -> Callable:
@@ -87,7 +112,9 @@ class Containers:
         self._engine = engine
         self._host = host
         self._options = options
-        self._state_cache = _StateCache(self._list_states)
+        self._state_cache = _StateCache(
+            lambda: self._engine.list_containers(naming.host_selector(self._host))
+        )
 
     # -- creation ---------------------------------------------------------
 
@@ -243,15 +270,7 @@ class Containers:
 
     def list_labels(self) -> list[dict[str, str]]:
         """Labels of every container of this host, in one engine call."""
-        found = self._engine.list_containers(naming.host_selector(self._host))
-        return [c.get("Labels") or {} for c in found]
-
-    def _list_states(self) -> dict[str, str]:
-        found = self._engine.list_containers(naming.host_selector(self._host))
-        return {
-            (c.get("Labels") or {}).get(naming.UUID_LABEL, ""): c.get("State", "")
-            for c in found
-        }
+        return [c.get("Labels") or {} for c in self._state_cache.listing()]
 
     def list_uuids(self) -> list[str]:
         return [

@@ -57,6 +57,20 @@ class RestartWithoutLiveRestoreTestCase(_RestartTestCase):
         )
         self.assert_listed_once()
 
+    def test_the_sync_after_a_restart_sees_true_states_right_after_one_before(
+        self,
+    ):
+        # A power-state sync just before the restart caches these states.
+        self.assertEqual(
+            {"run": RUNNING, "pause": PAUSED, "stop": SHUTDOWN}, self.states()
+        )
+        self.restart()
+        # Nova's next sync starts by counting the instances on the host.
+        self.assertEqual(3, self.driver.get_num_instances())
+        self.assertEqual(
+            {"run": SHUTDOWN, "pause": SHUTDOWN, "stop": SHUTDOWN}, self.states()
+        )
+
     def test_crash_reports_all_shut_down_and_host_boot_resume_restarts(self):
         self.restart(crash=True)
         self.assertEqual(
