@@ -117,6 +117,28 @@ def test_restart_changes_nothing_for_running_stopped_and_paused_servers(
     assert "another-host" not in cloud.nova_log()
 
 
+def test_a_container_stopped_behind_novas_back_is_shut_off_and_starts_again(
+    cloud: Cloud, user_conn, servers
+) -> None:
+    """What an engine restart without live-restore does to a server: its
+    container stops.  Nova's power-state sync finds it shut down and calls
+    the stop API; a start plugs its ports into the new namespace."""
+    server = servers.boot()
+    url = f"http://{servers.floating_ip(server)}/"
+    support.eventually(lambda: support.fetch(url), f"{url} answers")
+    container = _container(cloud, server)["Id"]
+
+    cloud.engine.stop(container, timeout=5)
+    _settle(user_conn, server, "SHUTOFF")
+    assert f"[instance: {server.id}] Instance shutdown by itself" in cloud.nova_log()
+
+    user_conn.compute.start_server(server)
+    _settle(user_conn, server, "ACTIVE")
+    page = support.eventually(lambda: support.fetch(url), f"{url} answers again")
+    assert page == f"Hello from {server.name}"
+    assert [c["Id"] for c in cloud.containers_of(server.id)] == [container]
+
+
 def test_after_a_host_reboot_the_servers_that_ran_run_again(
     cloud: Cloud, user_conn, admin_conn, servers
 ) -> None:
