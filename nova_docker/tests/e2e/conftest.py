@@ -109,14 +109,21 @@ class Cloud:
         listed = ovs.vsctl(ovs.Switch(), "list-ports", self.layout.bridge("int"))
         return listed.split()
 
-    def upload(self, conn, ref: str, prefix: str, wait: float = 300):
-        """``docker save`` of ``ref`` into a new Glance image, once active."""
-        created = conn.image.create_image(
-            name=support.name(prefix),
-            container_format="docker",
-            disk_format="raw",
-            data=b"".join(self.engine.get_image(ref)),
-        )
+    def upload(
+        self, conn, ref: str, prefix: str, wait: float = 300, move: bool = False
+    ):
+        """``docker save`` of ``ref`` into a new Glance image, once active;
+        with ``move``, ``ref`` leaves the engine whatever happens."""
+        try:
+            created = conn.image.create_image(
+                name=support.name(prefix),
+                container_format="docker",
+                disk_format="raw",
+                data=b"".join(self.engine.get_image(ref)),
+            )
+        finally:
+            if move:
+                self.engine.remove_image(ref, force=True)
         self.glance_ids.append(created.id)
         return conn.image.wait_for_status(created, "active", wait=wait)
 
@@ -156,6 +163,7 @@ def cloud() -> Iterator[Cloud]:
         write_local_conf(made.state)
         made.restart_nova()
         yield made
+        made.forget_engine_copies()
         return
     state = Path(tempfile.mkdtemp(prefix="nova-docker-e2e-"))
     base = free_port_base(FIRST_PORT_BASE)

@@ -49,8 +49,7 @@ def burst_image(cloud: Cloud, user_conn) -> Iterator[tuple[object, str]]:
     """A Glance image the engine does not hold yet, and its engine ID."""
     ref = engine_support.build_image(cloud.engine, COMMAND)
     engine_id = cloud.engine.inspect_image(ref)["Id"]
-    image = cloud.upload(user_conn, ref, "e2e-burst")
-    cloud.engine.remove_image(ref, force=True)
+    image = cloud.upload(user_conn, ref, "e2e-burst", move=True)
     yield image, engine_id
     user_conn.image.delete_image(image, ignore_missing=True)
 

@@ -38,8 +38,7 @@ def big_image(cloud: Cloud, user_conn) -> Iterator:
     cloud.engine.import_image_from_data(
         rootfs, repository=repository, changes=[f"CMD {json.dumps(COMMAND)}"]
     )
-    created = cloud.upload(user_conn, ref, "e2e-big")
-    cloud.engine.remove_image(ref, force=True)
+    created = cloud.upload(user_conn, ref, "e2e-big", move=True)
     yield created
     user_conn.image.delete_image(created, ignore_missing=True)
 

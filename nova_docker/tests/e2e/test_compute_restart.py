@@ -70,19 +70,21 @@ def foreign(cloud: Cloud) -> Iterator[list[str]]:
     labelled as another compute host's instance."""
     image = engine_support.build_image(cloud.engine, ["sleep", "3600"])
     made = []
-    for labels in ({}, {HOST_LABEL: "another-host", UUID_LABEL: str(uuid.uuid4())}):
-        created = cloud.engine.create_container(
-            image,
-            host_config=cloud.engine.create_host_config(network_mode="none"),
-            name=f"nova-docker-e2e-foreign-{uuid.uuid4().hex[:8]}",
-            labels=labels,
-        )
-        cloud.engine.start(created["Id"])
-        made.append(created["Id"])
-    yield made
-    for container in made:
-        cloud.engine.remove_container(container, force=True)
-    cloud.engine.remove_image(image, force=True)
+    try:
+        for labels in ({}, {HOST_LABEL: "another-host", UUID_LABEL: str(uuid.uuid4())}):
+            created = cloud.engine.create_container(
+                image,
+                host_config=cloud.engine.create_host_config(network_mode="none"),
+                name=f"nova-docker-e2e-foreign-{uuid.uuid4().hex[:8]}",
+                labels=labels,
+            )
+            made.append(created["Id"])
+            cloud.engine.start(created["Id"])
+        yield made
+    finally:
+        for container in made:
+            cloud.engine.remove_container(container, force=True)
+        cloud.engine.remove_image(image, force=True)
 
 
 def _started_at(cloud: Cloud, container: str) -> tuple[str, str]:
