@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from nova_docker.engine import naming
 from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 from nova_docker.tests.e2e.conftest import Cloud
@@ -105,8 +106,8 @@ def _delete_and_check_nothing_left(cloud: Cloud, user_conn, server) -> None:
 
 def _snapshot_tags(cloud: Cloud) -> list[str]:
     found = cloud.engine.images(
-        name="nova-snapshot",
-        filters={"label": f"org.openstack.nova.host={cloud.compute_host}"},
+        name=naming.SNAPSHOT_REPOSITORY,
+        filters={"label": f"{naming.HOST_LABEL}={cloud.compute_host}"},
     )
     return [tag for image in found for tag in image.get("RepoTags") or ()]
 

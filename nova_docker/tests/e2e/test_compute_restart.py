@@ -17,14 +17,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from nova_docker.engine import naming
 from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 from nova_docker.tests.e2e.conftest import Cloud
 
 pytestmark = pytest.mark.usefixtures("nova_back_up")
 
-HOST_LABEL = "org.openstack.nova.host"
-UUID_LABEL = "org.openstack.nova.instance-uuid"
 #: Long enough for several power-state syncs and deleted-instance sweeps
 #: (each every 5 s in this cloud) to run after a restart.
 PERIODIC_ROUNDS = 15
@@ -71,7 +70,10 @@ def foreign(cloud: Cloud) -> Iterator[list[str]]:
     image = engine_support.build_image(cloud.engine, ["sleep", "3600"])
     made = []
     try:
-        for labels in ({}, {HOST_LABEL: "another-host", UUID_LABEL: str(uuid.uuid4())}):
+        for labels in (
+            {},
+            {naming.HOST_LABEL: "another-host", naming.UUID_LABEL: str(uuid.uuid4())},
+        ):
             created = cloud.engine.create_container(
                 image,
                 host_config=cloud.engine.create_host_config(network_mode="none"),
