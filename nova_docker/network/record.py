@@ -14,6 +14,10 @@ import json
 import os
 from pathlib import Path
 
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
 #: ``VIFOpenVSwitch``: a tap on the integration bridge.
 OVS = "ovs"
 #: ``VIFBridge``: a per-port Linux bridge linked to OVS (hybrid plug).
@@ -23,15 +27,24 @@ _FILE = "docker-ports.json"
 
 
 class PortRecord:
-    """``<instances_path>/<instance uuid>/docker-ports.json``: port ID → kind."""
+    """``<instances_path>/<instance uuid>/docker-ports.json``: port ID → kind.
+
+    Best effort: the record only helps a later local delete, so a record
+    that cannot be read or written is logged and never fails a plug or a
+    delete.
+    """
 
     def __init__(self, instances_path: str) -> None:
         self._root = Path(instances_path)
 
     def ports(self, instance_uuid: str) -> dict[str, str]:
+        path = self._file(instance_uuid)
         try:
-            return dict(json.loads(self._file(instance_uuid).read_text()))
+            return dict(json.loads(path.read_text()))
         except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError) as exc:
+            LOG.warning("Ignoring unreadable port record %s: %s", path, exc)
             return {}
 
     def add(self, instance_uuid: str, port_id: str, kind: str) -> None:
@@ -45,8 +58,8 @@ class PortRecord:
             self._write(instance_uuid, ports)
 
     def forget(self, instance_uuid: str) -> None:
-        self._file(instance_uuid).unlink(missing_ok=True)
         try:
+            self._file(instance_uuid).unlink(missing_ok=True)
             self._file(instance_uuid).parent.rmdir()
         except OSError:
             pass  # absent, or holds someone else's files
@@ -56,8 +69,17 @@ class PortRecord:
 
     def _write(self, instance_uuid: str, ports: dict[str, str]) -> None:
         path = self._file(instance_uuid)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a crash never leaves half a record.
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps(ports, sort_keys=True))
-        os.replace(partial, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename, so a crash never leaves half a record.
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps(ports, sort_keys=True))
+            os.replace(partial, path)
+        except OSError as exc:
+            LOG.warning(
+                "Cannot record ports %s in %s (%s); if Nova deletes this "
+                "server while nova-compute is down, their host devices stay",
+                ", ".join(ports) or "(none)",
+                path,
+                exc,
+            )

@@ -45,3 +45,18 @@ def test_forget_leaves_other_files_of_the_instance_directory(tmp_path) -> None:
     ports.forget(UUID)
     assert ports.ports(UUID) == {}
     assert (tmp_path / UUID / "console.log").exists()
+
+
+def test_an_unwritable_record_is_logged_not_raised(tmp_path) -> None:
+    (tmp_path / "file").write_text("")
+    ports = record.PortRecord(str(tmp_path / "file"))
+    ports.add(UUID, "p1", record.OVS)
+    ports.remove(UUID, "p1")
+    ports.forget(UUID)
+    assert ports.ports(UUID) == {}
+
+
+def test_a_corrupt_record_reads_as_empty(tmp_path) -> None:
+    (tmp_path / UUID).mkdir()
+    (tmp_path / UUID / "docker-ports.json").write_text("{not json")
+    assert record.PortRecord(str(tmp_path)).ports(UUID) == {}

@@ -103,3 +103,11 @@ def test_detach_forgets_the_port(ports) -> None:
     networks.detach(INSTANCE, _vif("a"))
     assert plugger.calls == [("plug_one", "a", 42), ("unplug_one", "a")]
     assert ports.ports(INSTANCE.uuid) == {}
+
+
+def test_a_port_that_cannot_be_recorded_is_still_plugged(tmp_path) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    ports = record.PortRecord(str(tmp_path / "not-a-dir"))
+    plugger = RecordingPlugger()
+    _networks(plugger, ports).plug(INSTANCE, [_vif("a")])
+    assert plugger.calls == [("plug", ["a"], 42)]
