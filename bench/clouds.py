@@ -13,7 +13,6 @@ import dataclasses
 import json
 import shutil
 import socket
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import openstack
 import yaml
 
+from nova_docker.aio import cloud as aio_cloud
 from nova_docker.aio import procs
 from nova_docker.aio.launch import free_port_base
 from nova_docker.aio.launch import run_cli
@@ -77,25 +77,14 @@ def _swap_in_probe(layout: Layout) -> None:
     """Replace the launcher's Nova process by :mod:`bench.probe`, under the
     same pid file, so ``nova-docker-aio down`` still stops it."""
     procs.stop(layout.pidfile("nova"), timeout=30)
-    ready = layout.run / "nova.ready"
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.probe",
-        "--config-dir",
-        str(layout.etc / "nova"),
-        "--api-port",
-        str(layout.port("nova")),
-        "--null-network-port",
-        str(layout.port("null-network")),
-        "--ready-file",
-        str(ready),
-        "--control-socket",
-        str(layout.run / "bench-probe.sock"),
-    ]
-    pidfile = layout.pidfile("nova")
-    procs.spawn(argv, pidfile, layout.log("nova"), env={"PYTHONPATH": str(REPO_ROOT)})
-    procs.wait_for(ready.exists, pidfile, 180, "bench probe nova")
+    aio_cloud.start_nova(
+        layout,
+        with_neutron=False,
+        runner="bench.probe",
+        extra_args=["--control-socket", str(layout.run / "bench-probe.sock")],
+        extra_env={"PYTHONPATH": str(REPO_ROOT)},
+        timeout=180,
+    )
 
 
 def _prepare(cloud: BenchCloud) -> None:

@@ -152,12 +152,7 @@ def _control_server(path: Path, probe: Probe) -> socketserver.UnixStreamServer:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.probe")
-    parser.add_argument("--config-dir", required=True, type=Path)
-    parser.add_argument("--api-port", required=True, type=int)
-    # Only in a cloud without Neutron, as the launcher's own runner.
-    parser.add_argument("--null-network-port", type=int)
-    parser.add_argument("--ready-file", required=True, type=Path)
+    parser = nova_runner.arguments("python -m bench.probe")
     parser.add_argument("--control-socket", required=True, type=Path)
     parser.add_argument("--cpu-allocation-ratio", type=float, default=1000.0)
     return parser.parse_args(argv)

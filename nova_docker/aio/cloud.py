@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -191,18 +192,31 @@ def nova_config_files(layout: Layout) -> str:
     return ";".join(files)
 
 
-def _start_nova(layout: Layout, with_neutron: bool) -> None:
+def start_nova(
+    layout: Layout,
+    with_neutron: bool,
+    runner: str = "nova_docker.aio.nova_runner",
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> None:
+    """Start the Nova process and wait until it is ready.
+
+    ``runner`` is the module to run: :mod:`.nova_runner`, or one that takes
+    the same arguments (the benchmarks' probe) plus ``extra_args``.
+    """
     ready = layout.run / "nova.ready"
     argv = [
         sys.executable,
         "-m",
-        "nova_docker.aio.nova_runner",
+        runner,
         "--config-dir",
         str(layout.etc / "nova"),
         "--api-port",
         str(layout.port("nova")),
         "--ready-file",
         str(ready),
+        *extra_args,
     ]
     if not with_neutron:
         argv += ["--null-network-port", str(layout.port("null-network"))]
@@ -211,11 +225,14 @@ def _start_nova(layout: Layout, with_neutron: bool) -> None:
     # a crash is this cloud's, and visible (the fault tests look).
     tmp = layout.root / "nova" / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    env = {"OS_NOVA_CONFIG_FILES": nova_config_files(layout), "TMPDIR": str(tmp)}
+    env = {
+        "OS_NOVA_CONFIG_FILES": nova_config_files(layout),
+        "TMPDIR": str(tmp),
+        **(extra_env or {}),
+    }
     procs.spawn(argv, pidfile, layout.log("nova"), env)
-    procs.wait_for(
-        ready.exists, pidfile, 120, "nova (api, conductor, scheduler, compute)"
-    )
+    what = f"nova (api, conductor, scheduler, compute) under {runner}"
+    procs.wait_for(ready.exists, pidfile, timeout, what)
 
 
 def _parallel(*chains: Callable[[], None]) -> None:
@@ -328,7 +345,7 @@ def up(
             lambda: catalog.bootstrap_network_service(layout, secrets),
             layout.log("keystone"),
         )
-    _start(layout, "nova", lambda: _start_nova(layout, with_neutron))
+    _start(layout, "nova", lambda: start_nova(layout, with_neutron))
     with step("nova", "container flavors", layout.log("nova")):
         catalog.ensure_flavors(layout, secrets)
     catalog.write_clouds_yaml(layout, secrets)
@@ -356,7 +373,7 @@ def restart_nova(layout: Layout) -> float:
         )
     _stop(layout, "nova")
     (layout.run / "nova.ready").unlink(missing_ok=True)
-    _start(layout, "nova", lambda: _start_nova(layout, has_neutron(layout)))
+    _start(layout, "nova", lambda: start_nova(layout, has_neutron(layout)))
     return time.monotonic() - started
 
 

@@ -29,14 +29,19 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="nova-docker-aio-nova")
+def arguments(prog: str) -> argparse.ArgumentParser:
+    """What the launcher passes to every Nova process it starts."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--config-dir", required=True, type=Path)
     parser.add_argument("--api-port", required=True, type=int)
     # Only in a cloud without Neutron (see null_network.py).
     parser.add_argument("--null-network-port", type=int)
     parser.add_argument("--ready-file", required=True, type=Path)
-    return parser.parse_args(argv)
+    return parser
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    return arguments("nova-docker-aio-nova").parse_args(argv)
 
 
 def _load_api(config_dir: Path):
