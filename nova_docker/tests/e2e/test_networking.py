@@ -14,22 +14,15 @@ import pytest
 from nova_docker.tests.e2e import support
 
 
-def test_two_servers_on_the_private_network_reach_each_other(servers) -> None:
+@pytest.mark.parametrize("version", [4, 6], ids=["ipv4", "ipv6"])
+def test_two_servers_on_the_private_network_reach_each_other(
+    servers, version: int
+) -> None:
     first = servers.boot()
-    second = servers.boot(peer=servers.fixed_ip(first))
+    second = servers.boot(peer=servers.fixed_ip(first, version=version))
     printed = support.eventually(
         lambda: f"peer says: Hello from {first.name}" in servers.console(second),
-        f"{second.name} prints the page of {first.name}",
-    )
-    assert printed
-
-
-def test_two_servers_reach_each_other_over_ipv6(servers) -> None:
-    first = servers.boot()
-    second = servers.boot(peer=servers.fixed_ip(first, version=6))
-    printed = support.eventually(
-        lambda: f"peer says: Hello from {first.name}" in servers.console(second),
-        f"{second.name} prints the page of {first.name} fetched over IPv6",
+        f"{second.name} prints the page of {first.name} fetched over IPv{version}",
     )
     assert printed
 
