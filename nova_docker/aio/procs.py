@@ -81,7 +81,7 @@ def stop(pidfile: Path, timeout: float = 20.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while read_pid(pidfile) == pid and time.monotonic() < deadline:
-        _reap(pid)
+        reap(pid)
         time.sleep(0.1)
     if read_pid(pidfile) == pid:
         os.kill(pid, signal.SIGKILL)
@@ -89,7 +89,7 @@ def stop(pidfile: Path, timeout: float = 20.0) -> bool:
     return True
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
     """Collect a child that exited so it does not linger as a zombie."""
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -117,7 +117,7 @@ def wait_for(
         pid = read_pid(pidfile)
         if pid is None:
             raise ProcessError(f"{what} exited during start-up")
-        _reap(pid)
+        reap(pid)
         time.sleep(0.2)
     raise ProcessError(f"{what} not ready after {timeout:.0f}s")
 

@@ -30,6 +30,7 @@ from nova_docker.aio.launch import free_port_base
 from nova_docker.aio.launch import run_cli
 from nova_docker.aio.layout import Layout
 from nova_docker.aio.procs import read_pid
+from nova_docker.aio.procs import reap
 from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 
@@ -100,7 +101,7 @@ class Cloud:
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while read_pid(pidfile) == pid and time.monotonic() < deadline:
-            _reap(pid)
+            reap(pid)
             time.sleep(0.1)
         assert read_pid(pidfile) != pid, f"Nova (pid {pid}) outlived SIGKILL"
 
@@ -138,13 +139,6 @@ class Cloud:
     def containers_of(self, server_id: str) -> list[dict]:
         label = f"org.openstack.nova.instance-uuid={server_id}"
         return self.engine.containers(all=True, filters={"label": label})
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass  # not our child: the launcher started it
 
 
 def write_local_conf(state: Path, action: str = "reap") -> None:
