@@ -13,7 +13,7 @@ concurrent boots of one image share a lock so it is downloaded once.
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -74,7 +74,7 @@ class ImageFetcher:
         # so Nova never schedules such boots here.  Glance signatures are
         # still verified when [glance] verify_glance_signatures is set.
         try:
-            load_streamed(
+            loaded = load_streamed(
                 lambda sink: self._image_api.download(context, image_id, data=sink),
                 self._engine,
                 ref,
@@ -103,6 +103,7 @@ class ImageFetcher:
         except Exception:
             self._forget(ref)
             raise
+        self._check_loaded(image_id, ref, loaded)
         if not self._engine.image_exists(ref):
             raise nova_exception.ImageUnacceptable(
                 image_id=image_id,
@@ -111,6 +112,37 @@ class ImageFetcher:
         # A load does not stamp the tag's time; tagging again does, and the
         # image cache ages images by it.
         self._engine.tag_image(ref, ref)
+
+    def _check_loaded(self, image_id: str, ref: str, loaded: list[str]) -> None:
+        """Fail the load if the engine reports any image but ``ref``.
+
+        The rebuilt tarball names only ``ref``, so this never fires unless
+        that guarantee broke; a tag planted on the host is then removed at
+        once rather than left for the next boot to run.
+        """
+        unexpected = [name for name in loaded if name != ref]
+        if not unexpected:
+            return
+        LOG.error(
+            "Loading Glance image %s made the engine report %s besides %s; "
+            "removing them",
+            image_id,
+            unexpected,
+            ref,
+        )
+        for name in [ref, *unexpected]:
+            # An untagged image is named by its ID, which other tags may
+            # share: only tags are removed.
+            if not name.startswith("sha256:"):
+                self._forget(name)
+        raise nova_exception.ImageUnacceptable(
+            image_id=image_id,
+            reason=_(
+                "loading it made the engine report images other than %(ref)s "
+                "(%(others)s); they were removed"
+            )
+            % {"ref": ref, "others": ", ".join(unexpected)},
+        )
 
     def _forget(self, ref: str) -> None:
         """Best-effort removal of a tag a failed load may have left."""
@@ -138,27 +170,13 @@ def check_container_format(image_meta: Any) -> None:
         )
 
 
-class _Stage(threading.Thread):
-    """A pipeline stage whose failure is kept for the caller to raise."""
-
-    def __init__(self, name: str, work: Callable[[], None]) -> None:
-        super().__init__(name=name, daemon=True)
-        self._work = work
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._work()
-        except BaseException as e:
-            self.error = e
-
-
 def load_streamed(
     download: Callable[[pipe_mod.Pipe], None],
     engine: engine_client.Engine,
     ref: str,
-) -> None:
-    """Run ``download(sink)`` into the engine's image load, tagged ``ref``.
+) -> list[str]:
+    """Run ``download(sink)`` into the engine's image load, tagged ``ref``;
+    returns what the engine reports it loaded.
 
     The first failure along the pipeline is raised: a Glance error before a
     tarball error before an engine error, since each later stage only sees
@@ -166,41 +184,34 @@ def load_streamed(
     """
     raw = pipe_mod.Pipe(PIPE_CHUNKS)
     checked = pipe_mod.Pipe(PIPE_CHUNKS)
-    fetcher = _Stage("glance-download", lambda: _produce(download, raw))
-    retagger = _Stage("tarball-retag", lambda: _retag(raw, checked, ref))
+    fetcher = pipe_mod.Stage("glance-download", lambda: _produce(download, raw))
+    retagger = pipe_mod.Stage(
+        "tarball-retag",
+        lambda: pipe_mod.pump(functools.partial(tarball.retag, ref=ref), raw, checked),
+    )
     fetcher.start()
     retagger.start()
     load_error = None
+    loaded: list[str] = []
     try:
-        engine.load_image(iter(checked))
+        loaded = engine.load_image(iter(checked))
     except BaseException as e:
         load_error = e
         checked.abandon()
     retagger.join()
     fetcher.join()
-    for error in (fetcher.error, retagger.error, load_error):
-        if error is not None and not isinstance(
-            error, (pipe_mod.PipeClosed, pipe_mod.PipeAborted)
-        ):
+    for error in (fetcher.real_error(), retagger.real_error()):
+        if error is not None:
             raise error
     if load_error is not None:
         raise load_error
+    return loaded
 
 
 def _produce(download: Callable[[pipe_mod.Pipe], None], sink: pipe_mod.Pipe) -> None:
     try:
         download(sink)
     except BaseException as e:
-        sink.abort(e)
-        raise
-    sink.close()
-
-
-def _retag(source: pipe_mod.Pipe, sink: pipe_mod.Pipe, ref: str) -> None:
-    try:
-        tarball.retag(pipe_mod.IteratorReader(source), sink, ref)
-    except BaseException as e:
-        source.abandon()
         sink.abort(e)
         raise
     sink.close()

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from typing import Any
+from typing import BinaryIO
 
 _POLL_SECONDS = 0.2
 _EOF = object()
@@ -123,3 +126,51 @@ class IteratorReader:
     def __iter__(self) -> Iterator[bytes]:
         while data := self.read(1 << 20):
             yield data
+
+
+class Stage(threading.Thread):
+    """A pipeline stage whose failure is kept for the caller to raise."""
+
+    def __init__(self, name: str, work: Callable[[], None]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = work
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as e:
+            self.error = e
+
+    def real_error(self) -> BaseException | None:
+        """The stage's own failure; not the pipe's news of the other side's."""
+        if isinstance(self.error, (PipeClosed, PipeAborted)):
+            return None
+        return self.error
+
+
+def pump(
+    transform: Callable[[BinaryIO, BinaryIO], None],
+    source: Iterable[bytes],
+    sink: Pipe,
+) -> None:
+    """Run ``transform(reader of source, sink)`` as one pipeline stage.
+
+    On failure both neighbours hear of it: the source is abandoned (or
+    closed), so its producer stops, and the sink is aborted, so its consumer
+    never takes what was written for a whole.
+    """
+    try:
+        transform(IteratorReader(source), sink)  # type: ignore[arg-type]
+    except BaseException as e:
+        _stop(source)
+        sink.abort(e)
+        raise
+    sink.close()
+
+
+def _stop(source: Any) -> None:
+    if isinstance(source, Pipe):
+        source.abandon()
+    elif hasattr(source, "close"):
+        source.close()

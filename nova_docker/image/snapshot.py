@@ -1,8 +1,10 @@
 """Engine → Glance: snapshot a container into a bootable Glance image.
 
 The container is committed under ``nova-snapshot:<snapshot uuid>``, then
-``docker save`` streams straight into Glance's upload (a later boot re-tags
-the image by its Glance UUID, as every load does).  The local tag is removed
+``docker save`` streams into Glance's upload through :func:`tarball.scrub`,
+which rebuilds the archive untagged and without the labels that name this
+host and the instance (a later boot re-tags the image by its Glance UUID,
+as every load does).  The local tag is removed
 afterwards: only the Glance image remains.  A tag left by a snapshot that
 a crash of the engine or of nova-compute cut short is swept away at start-up
 and by every image cache pass.  A committed image keeps its container's
@@ -24,8 +26,10 @@ from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
 from nova_docker.image import fetch
 from nova_docker.image import pipe as pipe_mod
+from nova_docker.image import tarball
 
 LOG = logging.getLogger(__name__)
+PIPE_CHUNKS = 16
 
 
 class Snapshotter:
@@ -62,17 +66,44 @@ class Snapshotter:
                 expected_state=task_states.IMAGE_PENDING_UPLOAD,
             )
             LOG.info("Uploading snapshot %s", image_id, instance=instance)
-            self._image_api.update(
+            self._upload(
                 context,
                 image_id,
                 snapshot_metadata(snapshot_name, instance.project_id),
-                data=pipe_mod.IteratorReader(self._engine.save_image(ref)),
-                purge_props=False,
+                ref,
             )
         finally:
             with self._lock:
                 self._in_flight.discard(ref)
             self._forget(ref)
+
+    def _upload(
+        self, context: Any, image_id: str, metadata: dict[str, Any], ref: str
+    ) -> None:
+        scrubbed = pipe_mod.Pipe(PIPE_CHUNKS)
+        scrubber = pipe_mod.Stage(
+            "snapshot-scrub",
+            lambda: pipe_mod.pump(
+                tarball.scrub, self._engine.save_image(ref), scrubbed
+            ),
+        )
+        scrubber.start()
+        try:
+            self._image_api.update(
+                context,
+                image_id,
+                metadata,
+                data=pipe_mod.IteratorReader(scrubbed),
+                purge_props=False,
+            )
+        except Exception:
+            # Glance saw the stream break; the stage knows why it broke.
+            scrubbed.abandon()
+            scrubber.join()
+            if scrubber.real_error() is not None:
+                raise scrubber.real_error() from None
+            raise
+        scrubber.join()
 
     def sweep(self) -> None:
         """Remove this host's tags of snapshots that were cut short."""

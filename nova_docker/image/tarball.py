@@ -1,155 +1,310 @@
-"""Check and re-tag a ``docker save`` tarball while it streams past.
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
 
-Glance image bytes are untrusted.  Before the engine sees them we make sure
-they are one image's worth of a well-formed ``docker save`` archive, and we
-rewrite ``manifest.json`` so the loaded image is tagged by its Glance UUID and
-by nothing else: a tarball saved as ``busybox:latest`` must not re-point the
-host's own ``busybox:latest``.  Entries stream through one at a time; only the
-small JSON metadata files are held in memory, and those are size-capped.
+"""Rebuild a ``docker save`` tarball while it streams past (pure).
+
+Glance image bytes are untrusted, and what the engine loads decides which
+tags it sets: a tarball whose manifest says ``busybox:latest`` or
+``nova-glance:<someone else's image>`` would re-point that tag on the host.
+So nothing of the input reaches the engine as it came.  The archive is read
+by the strict :mod:`tarstream` reader, every path is checked against the
+links before it, and a new archive is written that holds exactly:
+
+* the layers the manifest names, under their resolved paths;
+* the image config, with what must not reach a container removed;
+* one ``manifest.json`` naming one image, tagged as the caller says.
+
+Layer data passes through in large slices.  Small members are held until the
+manifest (which ``docker save`` writes last) says what they are, within a
+fixed budget, so memory stays bounded whatever the image's size.  Snapshots
+leave through the same rebuild, which strips what the driver put on the
+container (:func:`scrub`).
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import posixpath
-import tarfile
+from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 from typing import BinaryIO
 
-from nova_docker.exception import InvalidImageTarball
+from nova_docker.engine import naming
+from nova_docker.image import tarstream
+from nova_docker.image.tarstream import Kind
+from nova_docker.image.tarstream import refuse
 
 MANIFEST = "manifest.json"
-OCI_INDEX = "index.json"
-# The pre-1.10 tag file; it would re-create the tarball's own tags.
-LEGACY_TAGS = "repositories"
+#: Cap of one metadata member (manifest, config) held in memory.
 METADATA_MAX_BYTES = 1 << 20
-# Annotations through which a containerd-backed engine names loaded images.
-_NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
-_STREAM_BUFFER = 1 << 20
-# A tar archive ends with two zero blocks.
-_END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
+#: Cap of all small members held until the manifest says what they are.
+HELD_MAX_BYTES = 16 << 20
+#: Members the engine would read besides the manifest: the pre-1.10 tag file
+#: and the OCI index re-create the tarball's own tags, so they never pass.
+_DROPPED_TOP = frozenset({"repositories", "index.json", "oci-layout"})
+#: Per-layer files of the v1 format; the engine ignores them when a
+#: manifest is present, and their ``json`` repeats the config's labels.
+_DROPPED_PER_LAYER = frozenset({"json", "VERSION"})
+#: A chain of links longer than this is refused (as the kernel's ELOOP).
+_MAX_LINK_HOPS = 40
+
+ConfigEdit = Callable[[dict[str, Any]], None]
 
 
 def retag(source: BinaryIO, target: BinaryIO, ref: str) -> None:
-    """Copy a ``docker save`` tarball from ``source`` to ``target``.
+    """Rebuild a Glance image's tarball for the engine, tagged ``ref`` only.
 
-    The copy names exactly one image, ``ref``.  Raises
-    :class:`InvalidImageTarball` naming the problem; ``target`` then holds an
-    unfinished archive that the engine will refuse.
+    Raises :class:`InvalidImageTarball` naming the problem; ``target`` then
+    holds an unfinished archive that the engine refuses.
     """
-    try:
-        _copy(source, target, ref)
-    except (tarfile.TarError, EOFError) as e:
-        raise InvalidImageTarball(
-            reason=f"the image data is truncated or is not a tar archive ({e})"
-        ) from e
+    _Rebuild(source, target, repo_tags=[ref], edit=_sanitise_for_engine).run()
 
 
-def _copy(source: BinaryIO, target: BinaryIO, ref: str) -> None:
-    counted = _CountingReader(source)
-    seen: set[str] = set()
-    manifest = None
-    archive_end = 0
-    with (
-        tarfile.open(fileobj=counted, mode="r|", bufsize=_STREAM_BUFFER) as tin,
-        tarfile.open(fileobj=target, mode="w|", bufsize=_STREAM_BUFFER) as tout,
-    ):
-        # Copy layer data in large blocks, not tarfile's default 16 KiB.
-        tout.copybufsize = _STREAM_BUFFER
-        for member in tin:
-            name = _safe_name(member)
-            seen.add(name)
-            archive_end = member.offset_data + _padded(member.size)
-            if name == LEGACY_TAGS:
+def scrub(source: BinaryIO, target: BinaryIO) -> None:
+    """Rebuild a snapshot's tarball for Glance, untagged and without the
+    labels and container facts the driver put on the committed image."""
+    _Rebuild(source, target, repo_tags=None, edit=_strip_host_facts).run()
+
+
+def _sanitise_for_engine(config: dict[str, Any]) -> None:
+    # Image VOLUMEs would become anonymous host volumes that no disk limit
+    # counts and no snapshot keeps; without them the directories stay part
+    # of the container's own filesystem, as on a VM's disk.
+    container_config = config.get("config") or {}
+    container_config.pop("Volumes", None)
+    _strip_our_labels(config)
+
+
+def _strip_host_facts(config: dict[str, Any]) -> None:
+    _strip_our_labels(config)
+    # The committed container's ID and the engine's version are the host's.
+    config.pop("container", None)
+    config.pop("docker_version", None)
+
+
+def _strip_our_labels(config: dict[str, Any]) -> None:
+    """The driver's label namespace names hosts and instances; an image must
+    neither carry it out nor bring it in."""
+    for key in ("config", "container_config"):
+        section = config.get(key) or {}
+        labels = section.get("Labels") or {}
+        for label in [k for k in labels if k.startswith(naming.LABEL_PREFIX + ".")]:
+            del labels[label]
+
+
+class _Tree:
+    """Every path of the archive so far, for the checks that need them all."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, Kind] = {}
+        #: Directories known only as parents, which may still be listed once.
+        self._implied: set[str] = set()
+        #: Each link's target, resolved through the links before it.
+        self.links: dict[str, str] = {}
+
+    def add(self, member: tarstream.Member) -> str | None:
+        """The member's normal name; None for the archive's root itself."""
+        name = _normal_name(member)
+        if name is None:
+            return None
+        self._check_parents(name)
+        if member.kind is Kind.DIRECTORY and name in self._implied:
+            self._implied.discard(name)
+            return name
+        if name in self.kinds:
+            raise refuse(f"{name!r} appears twice")
+        if member.kind is Kind.SYMLINK:
+            if member.linkname.startswith("/"):
+                raise refuse(f"link {member.name!r} has an absolute target")
+            target = posixpath.join(posixpath.dirname(name), member.linkname)
+            resolved = self.resolve(target, member.name)
+            if resolved == name or resolved.startswith(name + "/"):
+                raise refuse(f"{member.name!r} is a loop of links")
+            self.links[name] = resolved
+        self.kinds[name] = member.kind
+        return name
+
+    def _check_parents(self, name: str) -> None:
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            kind = self.kinds.get(parent)
+            if kind is None:
+                kind = self.kinds[parent] = Kind.DIRECTORY
+                self._implied.add(parent)
+            if kind is Kind.SYMLINK:
+                raise refuse(f"{name!r} lies under the link {parent!r}")
+            if kind is Kind.FILE:
+                raise refuse(f"{name!r} lies under the file {parent!r}")
+
+    def resolve(self, path: str, member_name: str) -> str:
+        """``path`` with every link in it followed; refuses an escape."""
+        parts: list[str] = []
+        pending = path.split("/")
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
                 continue
-            if name == MANIFEST:
-                manifest = _parse_manifest(_read_small(tin, member))
-                _add_bytes(tout, member, _dump([{**manifest, "RepoTags": [ref]}]))
-            elif name == OCI_INDEX:
-                index = _untag_index(_read_small(tin, member))
-                _add_bytes(tout, member, _dump(index))
-            elif member.isfile():
-                tout.addfile(member, tin.extractfile(member))
-            else:
-                tout.addfile(member)
+            if part == "..":
+                if not parts:
+                    raise refuse(f"{member_name!r} points outside the archive")
+                parts.pop()
+                continue
+            parts.append(part)
+            target = self.links.get("/".join(parts))
+            if target is not None:
+                hops += 1
+                if hops > _MAX_LINK_HOPS:
+                    raise refuse(f"{member_name!r} is a loop of links")
+                parts, pending = [], [*target.split("/"), *pending]
+        return "/".join(parts)
+
+
+def _normal_name(member: tarstream.Member) -> str | None:
+    raw = member.name
+    if member.kind is Kind.DIRECTORY:
+        raw = raw.rstrip("/")
+    components = raw.split("/")
+    if raw.startswith("/") or ".." in components:
+        raise refuse(f"unsafe path {member.name!r}")
+    if raw in ("", "."):
+        if member.kind is Kind.DIRECTORY:
+            return None
+        raise refuse(f"the {member.kind.value} {member.name!r} has no name")
+    return posixpath.normpath(raw)
+
+
+class _Rebuild:
+    def __init__(
+        self,
+        source: BinaryIO,
+        target: BinaryIO,
+        repo_tags: list[str] | None,
+        edit: ConfigEdit,
+    ) -> None:
+        self._reader = tarstream.TarReader(source)
+        self._writer = tarstream.TarWriter(target)
+        self._repo_tags = repo_tags
+        self._edit = edit
+        self._tree = _Tree()
+        self._held: dict[str, bytes] = {}
+        self._held_bytes = 0
+        self._passed: set[str] = set()
+        self._directories: set[str] = set()
+        self._manifest: dict[str, Any] | None = None
+
+    def run(self) -> None:
+        for member in self._reader.members():
+            name = self._tree.add(member)
+            if name is not None and member.kind is Kind.FILE:
+                self._take_file(name, member)
         # Read to the very end before finishing the copy: the producer may
-        # still fail (Glance verifies signatures after the last byte), and
-        # only the total length tells a clean end from a cut at a header.
-        counted.drain()
-        if counted.total < archive_end + _END_OF_ARCHIVE:
-            raise InvalidImageTarball(
-                reason="the image data is truncated: the archive has no end marker"
+        # still fail (Glance verifies signatures after the last byte).
+        self._reader.drain_trailer()
+        self._finish()
+
+    def _take_file(self, name: str, member: tarstream.Member) -> None:
+        if name == MANIFEST:
+            data = self._reader.read_small(METADATA_MAX_BYTES, name)
+            self._manifest = _parse_manifest(data)
+        elif _is_dropped(name):
+            self._reader.read_small(METADATA_MAX_BYTES, name)
+        elif member.size <= METADATA_MAX_BYTES:
+            self._make_room(member.size)
+            self._held[name] = self._reader.read_small(METADATA_MAX_BYTES, name)
+            self._held_bytes += member.size
+        else:
+            self._pass(name, member.size, self._reader.data())
+
+    def _make_room(self, size: int) -> None:
+        """Pass on the largest held members until ``size`` more fits.
+
+        Configs are a few kilobytes and small layers far more, so the config
+        the manifest will name is the last to go.
+        """
+        while self._held_bytes + size > HELD_MAX_BYTES:
+            name = max(self._held, key=lambda held: len(self._held[held]))
+            data = self._held.pop(name)
+            self._held_bytes -= len(data)
+            self._pass(name, len(data), iter((data,)))
+
+    def _pass(self, name: str, size: int, chunks: Iterator[bytes]) -> None:
+        self._parents(name)
+        self._writer.file(name, size, chunks)
+        self._passed.add(name)
+
+    def _finish(self) -> None:
+        if self._manifest is None:
+            raise refuse("it is not a docker save tarball: it has no manifest.json")
+        layers = [self._image_file(p) for p in self._manifest["Layers"]]
+        config_name = self._image_file(self._manifest["Config"])
+        if config_name not in self._held:
+            raise refuse(f"the image config {config_name!r} is too large")
+        config = _parse_config(self._held.pop(config_name), len(layers))
+        self._edit(config)
+        for layer in dict.fromkeys(layers):
+            if layer in self._held:
+                data = self._held.pop(layer)
+                self._pass(layer, len(data), iter((data,)))
+        unused = sorted(self._passed - set(layers))
+        if unused:
+            raise refuse(f"{unused[0]!r} is not a layer the manifest names")
+        data = _dump(config)
+        config_out = hashlib.sha256(data).hexdigest() + ".json"
+        self._writer.file_bytes(config_out, data)
+        entry = {"Config": config_out, "RepoTags": self._repo_tags, "Layers": layers}
+        self._writer.file_bytes(MANIFEST, _dump([entry]))
+        self._writer.close()
+
+    def _image_file(self, path: str) -> str:
+        """The regular file that a manifest path names, links followed."""
+        found = self._tree.resolve(path, path) if not path.startswith("/") else ""
+        if self._tree.kinds.get(found) is not Kind.FILE or not (
+            found in self._held or found in self._passed
+        ):
+            raise refuse(
+                f"manifest.json refers to {path!r}, which is missing from the tarball"
             )
-        if manifest is None:
-            raise InvalidImageTarball(
-                reason="not a docker save tarball: it has no manifest.json"
-            )
-        _check_complete(manifest, seen)
+        return found
+
+    def _parents(self, name: str) -> None:
+        parts = name.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            directory = "/".join(parts[:depth])
+            if directory not in self._directories:
+                self._directories.add(directory)
+                self._writer.directory(directory)
 
 
-class _CountingReader:
-    def __init__(self, source: BinaryIO) -> None:
-        self._source = source
-        self.total = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
-        self.total += len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_STREAM_BUFFER):
-            pass
-
-
-def _padded(size: int) -> int:
-    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-
-
-def _safe_name(member: tarfile.TarInfo) -> str:
-    """The member's normalised name; refuses anything that leaves the archive."""
-    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-        raise InvalidImageTarball(
-            reason=f"unexpected special file {member.name!r} in the image tarball"
-        )
-    name = _inside(member.name, member.name)
-    if member.issym():
-        _inside(posixpath.join(posixpath.dirname(name), member.linkname), member.name)
-    elif member.islnk():
-        _inside(member.linkname, member.name)
-    return name
-
-
-def _inside(path: str, member_name: str) -> str:
-    normal = posixpath.normpath(path)
-    if path.startswith("/") or normal == ".." or normal.startswith("../"):
-        raise InvalidImageTarball(
-            reason=f"unsafe path {member_name!r} in the image tarball"
-        )
-    return normal
-
-
-def _read_small(tin: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    if member.size > METADATA_MAX_BYTES:
-        raise InvalidImageTarball(
-            reason=f"{member.name} is implausibly large ({member.size} bytes)"
-        )
-    return tin.extractfile(member).read()
+def _is_dropped(name: str) -> bool:
+    parts = name.split("/")
+    if len(parts) == 1:
+        return name in _DROPPED_TOP
+    return len(parts) == 2 and parts[1] in _DROPPED_PER_LAYER
 
 
 def _parse_manifest(data: bytes) -> dict[str, Any]:
     try:
         entries = json.loads(data)
     except ValueError as e:
-        raise InvalidImageTarball(reason=f"manifest.json is not JSON: {e}") from e
+        raise refuse(f"manifest.json is not JSON: {e}") from e
     if not isinstance(entries, list) or not entries:
-        raise InvalidImageTarball(
-            reason="the tarball contains no image (manifest.json lists none)"
-        )
+        raise refuse("the tarball contains no image (manifest.json lists none)")
     if len(entries) != 1:
-        raise InvalidImageTarball(
-            reason=f"the tarball contains {len(entries)} images; "
+        raise refuse(
+            f"the tarball contains {len(entries)} images; "
             "a Glance image must hold exactly one"
         )
     entry = entries[0]
@@ -157,38 +312,36 @@ def _parse_manifest(data: bytes) -> dict[str, Any]:
         not isinstance(entry, dict)
         or not isinstance(entry.get("Config"), str)
         or not isinstance(entry.get("Layers"), list)
+        or not all(isinstance(layer, str) for layer in entry["Layers"])
     ):
-        raise InvalidImageTarball(
-            reason="manifest.json does not describe an image (no Config/Layers)"
-        )
+        raise refuse("manifest.json does not describe an image (no Config/Layers)")
     return entry
 
 
-def _untag_index(data: bytes) -> dict[str, Any]:
+def _parse_config(data: bytes, layer_count: int) -> dict[str, Any]:
     try:
-        index = json.loads(data)
+        config = json.loads(data)
     except ValueError as e:
-        raise InvalidImageTarball(reason=f"index.json is not JSON: {e}") from e
-    for descriptor in index.get("manifests") or []:
-        annotations = descriptor.get("annotations") or {}
-        for key in _NAME_ANNOTATIONS:
-            annotations.pop(key, None)
-    return index
-
-
-def _check_complete(manifest: dict[str, Any], seen: set[str]) -> None:
-    for path in [manifest["Config"], *manifest["Layers"]]:
-        if not isinstance(path, str) or posixpath.normpath(path) not in seen:
-            raise InvalidImageTarball(
-                reason=f"manifest.json refers to {path!r}, "
-                "which is missing from the tarball"
-            )
+        raise refuse(f"the image config is not JSON: {e}") from e
+    rootfs = config.get("rootfs") if isinstance(config, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list):
+        raise refuse("the image config lists no layers (rootfs.diff_ids)")
+    if len(diff_ids) != layer_count:
+        raise refuse(
+            f"the image config names {len(diff_ids)} layers, the manifest {layer_count}"
+        )
+    for key in ("config", "container_config"):
+        section = config.get(key)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise refuse(f"the image config's {key!r} is not an object")
+        labels = section.get("Labels")
+        if labels is not None and not isinstance(labels, dict):
+            raise refuse(f"the image config's {key} labels are not an object")
+    return config
 
 
 def _dump(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
-
-
-def _add_bytes(tout: tarfile.TarFile, member: tarfile.TarInfo, data: bytes) -> None:
-    member.size = len(data)
-    tout.addfile(member, io.BytesIO(data))

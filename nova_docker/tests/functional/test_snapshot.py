@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from nova import exception as nova_exception
@@ -9,6 +10,7 @@ from nova.compute import task_states
 
 from nova_docker.engine import naming
 from nova_docker.tests import engine_support
+from nova_docker.tests import tarcraft
 from nova_docker.tests import waiting
 from nova_docker.tests.functional import base
 
@@ -62,6 +64,21 @@ class SnapshotTestCase(base.DriverTestCase):
         child = self.spawn(self.image_meta(snapshot_id))
         waiting.until(lambda: self.boots(child) == 2, "second boot line")
         self.assertEqual(1, self.glance.downloads[snapshot_id])
+
+    def test_the_uploaded_snapshot_names_no_host_and_no_tag(self):
+        snapshot_id = self.take_snapshot(self.instance)
+
+        saved = tarcraft.SavedImage.parse(self.glance._imagedata[snapshot_id])
+        manifest = saved.manifest
+        self.assertIsNone(manifest["RepoTags"])
+        config = json.loads(saved.data(manifest["Config"]))
+        for section in ("config", "container_config"):
+            labels = (config.get(section) or {}).get("Labels") or {}
+            self.assertEqual([], [k for k in labels if k.startswith("org.openstack")])
+        self.assertNotIn("container", config)
+        everything = b"".join(raw for _name, raw in saved.members)
+        self.assertNotIn(self.host.encode(), everything)
+        self.assertNotIn(self.instance.uuid.encode(), everything)
 
     def test_snapshot_of_a_stopped_instance(self):
         self.driver.power_off(self.instance, timeout=5)

@@ -1,147 +1,279 @@
-"""The streaming check-and-retag of docker save tarballs, on synthetic tars."""
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The rebuild of docker save tarballs, on synthetic archives."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
 
 import pytest
 
+from nova_docker.engine import naming
 from nova_docker.exception import InvalidImageTarball
 from nova_docker.image import tarball
+from nova_docker.tests import tarcraft
 
 REF = "nova-glance:abc"
+LAYER = b"layer-bytes" * 100
+OUR_LABEL = naming.HOST_LABEL
 
 
-def build(entries: list[tuple[str, bytes | None, str | None]]) -> bytes:
-    """entries: (name, data or None for a dir, symlink target or None)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data, link in entries:
-            info = tarfile.TarInfo(name)
-            if link is not None:
-                info.type, info.linkname = tarfile.SYMTYPE, link
-                tar.addfile(info)
-            elif data is None:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def manifest(config="c.json", layers=("l1/layer.tar",), tags=("busybox:latest",)):
+def config(layers=1, **container_config) -> bytes:
     return json.dumps(
-        [{"Config": config, "RepoTags": list(tags), "Layers": list(layers)}]
+        {
+            "config": {"Cmd": ["sh"], **container_config},
+            "container_config": {"Labels": {OUR_LABEL: "h"}},
+            "container": "c0ffee",
+            "docker_version": "20.10.24",
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:0"] * layers},
+        }
     ).encode()
 
 
-def good_image(**kw) -> list:
-    return [
-        ("l1", None, None),
-        ("l1/layer.tar", b"layer-bytes" * 100, None),
-        ("c.json", b"{}", None),
-        ("manifest.json", manifest(**kw), None),
-        ("repositories", b'{"busybox": {"latest": "x"}}', None),
-    ]
+def manifest(cfg="c.json", layers=("l1/layer.tar",), tags=("busybox:latest",)):
+    return json.dumps(
+        [{"Config": cfg, "RepoTags": list(tags), "Layers": list(layers)}]
+    ).encode()
 
 
-def retag(data: bytes) -> dict[str, bytes | None]:
+def image(*extra: bytes, cfg: bytes | None = None, mf: bytes | None = None) -> bytes:
+    """A docker save layout: layer dir, v1 files, config, manifest, tags."""
+    return tarcraft.archive(
+        tarcraft.directory("l1"),
+        tarcraft.member("l1/VERSION", b"1.0"),
+        tarcraft.member("l1/json", b'{"config": {"Labels": {"x": "y"}}}'),
+        tarcraft.member("l1/layer.tar", LAYER),
+        tarcraft.member("c.json", config() if cfg is None else cfg),
+        *extra,
+        tarcraft.member("manifest.json", manifest() if mf is None else mf),
+        tarcraft.member("repositories", b'{"busybox": {"latest": "x"}}'),
+    )
+
+
+def rebuild(data: bytes, scrub: bool = False) -> dict[str, bytes | None]:
     out = io.BytesIO()
-    tarball.retag(io.BytesIO(data), out, REF)
+    if scrub:
+        tarball.scrub(io.BytesIO(data), out)
+    else:
+        tarball.retag(io.BytesIO(data), out, REF)
     with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        assert all(not m.issym() and not m.pax_headers for m in tar.getmembers())
         return {m.name: tar.extractfile(m).read() if m.isfile() else None for m in tar}
 
 
-def test_manifest_names_only_our_ref_and_legacy_tags_are_dropped():
-    result = retag(build(good_image()))
-    assert json.loads(result["manifest.json"])[0]["RepoTags"] == [REF]
-    assert "repositories" not in result
-    assert result["l1/layer.tar"] == b"layer-bytes" * 100
+def written_manifest(result) -> dict:
+    entries = json.loads(result["manifest.json"])
+    assert len(entries) == 1
+    return entries[0]
 
 
-def test_oci_index_loses_its_name_annotations():
-    index = {
-        "manifests": [
-            {
-                "digest": "sha256:1",
-                "annotations": {
-                    "io.containerd.image.name": "docker.io/library/busybox:latest",
-                    "org.opencontainers.image.ref.name": "latest",
-                    "other": "kept",
-                },
-            }
-        ]
-    }
-    entries = [*good_image(), ("index.json", json.dumps(index).encode(), None)]
-    result = json.loads(retag(build(entries))["index.json"])
-    assert result["manifests"][0]["annotations"] == {"other": "kept"}
+def test_only_layers_config_and_one_manifest_reach_the_engine():
+    result = rebuild(image())
+    entry = written_manifest(result)
+    assert entry["RepoTags"] == [REF]
+    assert entry["Layers"] == ["l1/layer.tar"]
+    assert set(result) == {"l1", "l1/layer.tar", entry["Config"], "manifest.json"}
+    assert result["l1/layer.tar"] == LAYER
 
 
-def test_symlinks_inside_the_archive_are_fine():
-    entries = [
-        ("blobs", None, None),
-        ("blobs/sha256", None, None),
-        ("blobs/sha256/aa", b"layer", None),
-        ("l1", None, None),
-        ("l1/layer.tar", None, "../blobs/sha256/aa"),
-        ("c.json", b"{}", None),
-        ("manifest.json", manifest(), None),
+def test_config_is_written_under_its_new_digest():
+    result = rebuild(image())
+    name = written_manifest(result)["Config"]
+    assert name == hashlib.sha256(result[name]).hexdigest() + ".json"
+
+
+def test_image_volumes_and_our_labels_do_not_reach_the_engine():
+    cfg = config(Volumes={"/data": {}}, Labels={OUR_LABEL: "victim", "app": "web"})
+    result = rebuild(image(cfg=cfg))
+    written = json.loads(result[written_manifest(result)["Config"]])
+    assert "Volumes" not in written["config"]
+    assert written["config"]["Labels"] == {"app": "web"}
+    assert written["container_config"]["Labels"] == {}
+    assert written["config"]["Cmd"] == ["sh"]
+
+
+def test_a_snapshot_leaves_untagged_and_without_host_facts():
+    cfg = config(Labels={OUR_LABEL: "compute-1", naming.UUID_LABEL: "u", "a": "b"})
+    result = rebuild(image(cfg=cfg), scrub=True)
+    entry = written_manifest(result)
+    assert entry["RepoTags"] is None
+    written = json.loads(result[entry["Config"]])
+    assert written["config"]["Labels"] == {"a": "b"}
+    assert "container" not in written and "docker_version" not in written
+    assert b"compute-1" not in b"".join(v or b"" for v in result.values())
+
+
+def test_a_shared_layer_behind_a_link_is_named_by_its_real_path():
+    mf = manifest(layers=("l1/layer.tar", "l2/layer.tar"))
+    data = image(
+        tarcraft.directory("l2"),
+        tarcraft.symlink("l2/layer.tar", "../l1/layer.tar"),
+        cfg=config(layers=2),
+        mf=mf,
+    )
+    entry = written_manifest(rebuild(data))
+    assert entry["Layers"] == ["l1/layer.tar", "l1/layer.tar"]
+
+
+def test_oci_files_and_v1_metadata_are_dropped():
+    result = rebuild(
+        image(
+            tarcraft.member("index.json", b"[not, an, index]"),
+            tarcraft.member("oci-layout", b"{}"),
+        )
+    )
+    assert not {"index.json", "oci-layout", "repositories", "l1/json"} & set(result)
+
+
+def test_large_layers_stream_and_many_small_ones_still_fit():
+    big = b"B" * (3 << 20)
+    smalls = [f"s{i}/layer.tar" for i in range(20)]
+    members = [
+        tarcraft.member(name, bytes([i]) * (1 << 20)) for i, name in enumerate(smalls)
     ]
-    assert "l1/layer.tar" in retag(build(entries))
+    mf = manifest(layers=("big/layer.tar", *smalls))
+    data = tarcraft.archive(
+        tarcraft.member("big/layer.tar", big),
+        *members,
+        tarcraft.member("c.json", config(layers=21)),
+        tarcraft.member("manifest.json", mf),
+    )
+    result = rebuild(data)
+    assert result["big/layer.tar"] == big
+    assert all(result[name] == bytes([i]) * (1 << 20) for i, name in enumerate(smalls))
+
+
+def test_a_root_directory_entry_is_accepted():
+    assert "manifest.json" in rebuild(image(tarcraft.directory("./")))
+
+
+def test_an_explicit_directory_after_its_files_is_accepted():
+    data = image(tarcraft.member("x/f", b"unused"), tarcraft.directory("x/"))
+    assert "manifest.json" in rebuild(data)
 
 
 @pytest.mark.parametrize(
-    ("entries", "message"),
+    ("extra", "message"),
     [
-        ([("a.txt", b"x", None)], "no manifest.json"),
-        ([("manifest.json", b"[]", None)], "contains no image"),
-        ([("manifest.json", b"{}", None)], "contains no image"),
-        ([("manifest.json", b"[1, 2]", None)], "contains 2 images"),
-        ([("manifest.json", b"[{}]", None)], "does not describe an image"),
-        ([("manifest.json", b"nope", None)], "not JSON"),
-        ([("../x", b"x", None)], "unsafe path '../x'"),
-        ([("/abs", b"x", None)], "unsafe path '/abs'"),
-        ([("a/../../x", b"x", None)], "unsafe path"),
-        ([("link", None, "../../etc/passwd")], "unsafe path 'link'"),
-        ([("link", None, "/etc/passwd")], "unsafe path 'link'"),
-        ([("index.json", b"{", None)], "index.json is not JSON"),
+        ([tarcraft.member("../x", b"x")], "unsafe path '../x'"),
+        ([tarcraft.member("/abs", b"x")], "unsafe path '/abs'"),
+        ([tarcraft.member("a/../b", b"x")], "unsafe path 'a/../b'"),
+        ([tarcraft.symlink("link", "../../etc/passwd")], "'link' points outside"),
+        ([tarcraft.symlink("link", "/etc/passwd")], "'link' has an absolute target"),
+        (
+            [tarcraft.symlink("q", "."), tarcraft.symlink("p", "q/..")],
+            "'p' points outside",
+        ),
+        (
+            [tarcraft.symlink("d", "."), tarcraft.member("d/manifest.json", b"[]")],
+            "'d/manifest.json' lies under the link 'd'",
+        ),
+        (
+            [tarcraft.symlink("a", "b"), tarcraft.symlink("b", "a")],
+            "'b' is a loop of links",
+        ),
+        (
+            [tarcraft.member("f", b"x"), tarcraft.member("f/g", b"y")],
+            "'f/g' lies under the file 'f'",
+        ),
+        ([tarcraft.member("c.json", b"{}")], "'c.json' appears twice"),
+        ([tarcraft.member("./c.json", b"{}")], "'c.json' appears twice"),
+        ([tarcraft.member("x/", b"")], "has a directory's name"),
+        ([tarcraft.member("n", kind=tarfile.LNKTYPE, linkname="c.json")], "hard link"),
+        ([tarcraft.member("big", b"x" * (2 << 20))], "'big' is not a layer"),
     ],
 )
-def test_bad_archives_are_refused_with_the_reason(entries, message):
+def test_unsafe_archives_are_refused_with_the_member_named(extra, message):
     with pytest.raises(InvalidImageTarball, match=message):
-        retag(build(entries))
+        rebuild(image(*extra))
 
 
-def test_missing_layer_is_named():
-    entries = [e for e in good_image() if e[0] != "l1/layer.tar"]
-    with pytest.raises(InvalidImageTarball, match=r"'l1/layer\.tar'.*missing"):
-        retag(build(entries))
+@pytest.mark.parametrize(
+    ("mf", "message"),
+    [
+        (b"[]", "contains no image"),
+        (b"{}", "contains no image"),
+        (b"[1, 2]", "contains 2 images"),
+        (b"[{}]", "does not describe an image"),
+        (b"[[]]", "does not describe an image"),
+        (b'[{"Config": "c.json", "Layers": [1]}]', "does not describe an image"),
+        (b"nope", "manifest.json is not JSON"),
+        (manifest(layers=("missing/layer.tar",)), "'missing/layer.tar'.*missing"),
+        (manifest(layers=("../../etc/passwd",)), "points outside"),
+        (manifest(layers=("/etc/passwd",)), "'/etc/passwd'.*missing"),
+        (manifest(layers=("l1",)), "'l1'.*missing"),
+        (manifest(layers=("repositories",)), "'repositories'.*missing"),
+        (manifest(cfg="nope.json"), "'nope.json'.*missing"),
+    ],
+)
+def test_bad_manifests_are_refused_with_the_reason(mf, message):
+    with pytest.raises(InvalidImageTarball, match=message):
+        rebuild(image(mf=mf))
 
 
-def test_special_files_are_refused():
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        fifo = tarfile.TarInfo("pipe")
-        fifo.type = tarfile.FIFOTYPE
-        tar.addfile(fifo)
-    with pytest.raises(InvalidImageTarball, match="special file 'pipe'"):
-        retag(buffer.getvalue())
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        (b"{", "config is not JSON"),
+        (b"[]", "lists no layers"),
+        (b'{"rootfs": {}}', "lists no layers"),
+        (config(layers=2), "config names 2 layers, the manifest 1"),
+        (
+            json.dumps({"config": [], "rootfs": {"diff_ids": ["x"]}}).encode(),
+            "'config' is not an object",
+        ),
+        (
+            json.dumps(
+                {"config": {"Labels": []}, "rootfs": {"diff_ids": ["x"]}}
+            ).encode(),
+            "config labels are not an object",
+        ),
+    ],
+)
+def test_bad_configs_are_refused_with_the_reason(cfg, message):
+    with pytest.raises(InvalidImageTarball, match=message):
+        rebuild(image(cfg=cfg))
 
 
-def test_truncation_anywhere_is_reported_as_truncated():
-    data = build(good_image())
-    assert len(data) % tarfile.RECORDSIZE == 0
-    # Mid-header, at a header boundary, mid-file, inside the end marker.
-    for cut in (100, 512, 1024, len(data) // 2, len(data) - 9000, len(data) - 10000):
-        with pytest.raises(InvalidImageTarball, match="truncated"):
-            retag(data[:cut])
+def test_a_config_too_large_to_rewrite_is_refused():
+    cfg = config(Env=["X=" + "x" * (2 << 20)])
+    with pytest.raises(InvalidImageTarball, match=r"'c\.json' is too large"):
+        rebuild(image(cfg=cfg))
 
 
 def test_oversized_metadata_is_refused_before_it_is_read():
-    header = tarfile.TarInfo("manifest.json")
-    header.size = tarball.METADATA_MAX_BYTES + 1
+    data = tarcraft.member("manifest.json", size=tarball.METADATA_MAX_BYTES + 1)
     with pytest.raises(InvalidImageTarball, match="implausibly large"):
-        retag(header.tobuf())
+        rebuild(data)
+
+
+def test_no_manifest_is_refused():
+    data = tarcraft.archive(tarcraft.member("hello.txt", b"hi"))
+    with pytest.raises(InvalidImageTarball, match=r"no manifest\.json"):
+        rebuild(data)
+
+
+def test_a_directory_named_manifest_is_no_manifest():
+    data = tarcraft.archive(tarcraft.directory("manifest.json"))
+    with pytest.raises(InvalidImageTarball, match=r"no manifest\.json"):
+        rebuild(data)
+
+
+def test_truncation_anywhere_is_reported_as_truncated():
+    data = image()
+    for cut in range(0, len(data) - 1, 700):
+        with pytest.raises(InvalidImageTarball, match="truncated"):
+            rebuild(data[:cut])
