@@ -18,6 +18,7 @@ from typing import Any
 
 from nova import exception as nova_exception
 from nova.compute import power_state
+from nova.i18n import _
 from oslo_log import log as logging
 
 from nova_docker import exception
@@ -86,6 +87,16 @@ class _StateCache:
         self._taken_at = time.monotonic()
 
 
+def _build_abort(
+    instance: Any, reason: str, error: exception.EngineError
+) -> nova_exception.BuildAbortException:
+    """``reason`` (with one ``%s`` for the engine's words) as a fault that
+    Nova records on the instance without rescheduling the build."""
+    return nova_exception.BuildAbortException(
+        instance_uuid=instance.uuid, reason=reason % error.format_message()
+    )
+
+
 def _changes_state(method: Callable) -> Callable:
     @functools.wraps(method)
     def wrapper(self: Containers, *args: Any, **kwargs: Any) -> Any:
@@ -127,18 +138,53 @@ class Containers:
         injected_files: Iterable[tuple[str, bytes | str]],
         nameservers: tuple[str, ...] = (),
     ) -> str:
-        """Create (not start) the instance's container; returns its name."""
+        """Create (not start) the instance's container; returns its name.
+
+        What the engine refuses here is the image's doing (its config, or
+        what it holds where the injected files go), and another host would
+        refuse it the same way: BuildAbortException puts the engine's words
+        in the instance fault instead of rescheduling for nothing.  A fault
+        of this host's engine (a full disk) aborts too, with its own words.
+        """
         spec = self.spec_for(instance, image_ref, image_meta, nameservers)
+        # Refuses unsafe paths before the engine does any work.
+        ssh_key = instance.key_data if self._options.inject_key else None
+        archive = inject.files_archive(injected_files or [], ssh_key)
         # A container of this name can only be a leftover of an earlier,
         # interrupted spawn of this same instance.
         if self._engine.remove_container(spec.name):
             LOG.warning("Removed a leftover container %s", spec.name, instance=instance)
-        self._engine.create_container(spec)
-        ssh_key = instance.key_data if self._options.inject_key else None
-        archive = inject.files_archive(injected_files or [], ssh_key)
+        self._create_container(instance, spec)
         if archive is not None:
-            self._engine.put_archive(spec.name, "/", archive)
+            self._copy_in(instance, spec.name, archive)
         return spec.name
+
+    def _create_container(self, instance: Any, spec: spec_mod.ContainerSpec) -> None:
+        try:
+            self._engine.create_container(spec)
+        except exception.EngineError as e:
+            # A failed create leaves no container behind; one by this name
+            # means the name was taken meanwhile: no fault of the image.
+            if self._name_taken(spec.name):
+                raise
+            raise _build_abort(
+                instance, _("the container was not created: %s"), e
+            ) from e
+
+    def _copy_in(self, instance: Any, name: str, archive: bytes) -> None:
+        try:
+            self._engine.put_archive(name, "/", archive)
+        except exception.EngineError as e:
+            raise _build_abort(
+                instance, _("the injected files were not copied in: %s"), e
+            ) from e
+
+    def _name_taken(self, name: str) -> bool:
+        try:
+            self._engine.inspect_container(name)
+        except exception.ContainerNotFound:
+            return False
+        return True
 
     def spec_for(
         self,
@@ -187,6 +233,11 @@ class Containers:
             log_max_size=opts.log_max_size,
             log_max_files=opts.log_max_files,
             nameservers=nameservers,
+            healthcheck=spec_mod.healthcheck_for(
+                image_config.get("Healthcheck"),
+                opts.allow_image_healthcheck,
+                opts.healthcheck_min_interval,
+            ),
         )
 
     # -- power ------------------------------------------------------------
@@ -218,6 +269,21 @@ class Containers:
         if state.power_state_of(container_state) != power_state.RUNNING:
             return 0
         return int(container_state.get("Pid") or 0)
+
+    def netns_target(self, instance: Any) -> tuple[str, int] | None:
+        """The container's full ID and init PID, from one inspect; None when
+        it is not running or is gone.
+
+        The pair pins the network namespace to plug: the privileged side
+        refuses the PID unless it still belongs to this container ID.
+        """
+        try:
+            found = self.inspect(instance)
+        except nova_exception.InstanceNotFound:
+            return None
+        running = state.power_state_of(found["State"]) == power_state.RUNNING
+        pid = int(found["State"].get("Pid") or 0) if running else 0
+        return (str(found["Id"]), pid) if pid else None
 
     @_changes_state
     def start(self, instance: Any) -> None:

@@ -19,6 +19,7 @@ from nova.virt import hardware
 from nova.virt import node
 from oslo_log import log as logging
 from oslo_utils import excutils
+from oslo_utils import units
 
 from nova_docker import conf as docker_conf
 from nova_docker import container
@@ -26,6 +27,7 @@ from nova_docker import diagnostics
 from nova_docker import exception
 from nova_docker import host
 from nova_docker.engine import client as engine_client
+from nova_docker.engine import confinement
 from nova_docker.engine import naming
 from nova_docker.engine import spec as spec_mod
 from nova_docker.image import cache as image_cache
@@ -62,12 +64,15 @@ class DockerDriver(driver.ComputeDriver):
         )
         self._networks = network_service.InstanceNetworks(
             vifs.VifPlugger(CONF.docker.ovs_datapath_type),
-            self._containers.pid,
+            self._containers.netns_target,
             network_record.PortRecord(CONF.instances_path),
         )
         image_api = glance.API()
-        self._fetcher = fetch.ImageFetcher(self._engine, image_api)
-        self._snapshotter = snapshot.Snapshotter(self._engine, image_api, CONF.host)
+        max_image = CONF.docker.max_image_expanded_gb * units.Gi
+        self._fetcher = fetch.ImageFetcher(self._engine, image_api, max_image)
+        self._snapshotter = snapshot.Snapshotter(
+            self._engine, image_api, CONF.host, max_image
+        )
         self._image_cache = image_cache.ImageCache(self._engine)
 
     # -- host -------------------------------------------------------------
@@ -86,6 +91,18 @@ class DockerDriver(driver.ComputeDriver):
             self._engine.api.api_version,
             url,
         )
+        self._log_confinement()
+
+    def _log_confinement(self) -> None:
+        """Say which confinement instances really get on this host: it
+        depends on the kernel and the engine, not on this driver."""
+        opts = CONF.docker
+        active = confinement.from_info(
+            self._engine.info(), opts.security_opt, opts.allow_privileged
+        )
+        LOG.info("Instance confinement on this host: %s", active.summary())
+        for warning in active.warnings():
+            LOG.warning("Instance confinement: %s", warning)
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
         return [CONF.host]
@@ -443,6 +460,8 @@ def container_options(opts: Any) -> container.ContainerOptions:
             security_opt=tuple(opts.security_opt),
             cap_drop=tuple(opts.cap_drop),
             metadata_as_env=opts.metadata_as_env,
+            allow_image_healthcheck=opts.allow_image_healthcheck,
+            healthcheck_min_interval=opts.healthcheck_min_interval,
         ),
         stop_timeout=opts.stop_timeout,
         console_max_bytes=opts.console_log_max_bytes,

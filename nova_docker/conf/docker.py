@@ -141,8 +141,10 @@ default) that extra spec makes the boot fail.
         help="""
 Extra ``--security-opt`` values for every container.
 
-``no-new-privileges`` is always set and the engine's default seccomp and
-AppArmor profiles always apply; use this for, e.g., an SELinux label.
+``no-new-privileges`` is always set and the engine's default seccomp profile
+applies; so does its AppArmor profile, but only where the host loads
+AppArmor. nova-compute logs at start which confinement is in force. Use this
+for, e.g., an SELinux label.
 
 Possible values:
 
@@ -198,9 +200,82 @@ starting with a digit) are passed; other keys are skipped with a warning.
 Values are visible to anyone who can inspect the container on the host.
 """,
     ),
+    cfg.BoolOpt(
+        "allow_image_healthcheck",
+        default=False,
+        help="""
+Run the health check that an image declares (its ``HEALTHCHECK``).
+
+Each check is an exec that dockerd, containerd and runc start on the host,
+and their CPU is not counted in the container's quota. The engine checks a
+health check's interval only when it comes with the create request, never
+when it comes with the image, so an image could ask for a check every
+nanosecond. Nova does not read the health status.
+
+Possible values:
+
+* ``false`` (the default): every container is created with health checks
+  turned off (test ``NONE``).
+* ``true``: the image's check runs, with its interval, timeout and start
+  period raised to ``healthcheck_min_interval``. A check that sets a start
+  interval (Docker 25 and later) stays off, since the driver cannot raise it.
+
+Related options:
+
+* ``healthcheck_min_interval``
+""",
+    ),
+    cfg.IntOpt(
+        "healthcheck_min_interval",
+        default=30,
+        min=1,
+        max=86400,
+        help="""
+Seconds: the shortest interval, timeout and start period an image's health
+check may have. A shorter interval or timeout (an unset one means the
+engine's 30 seconds) is raised to this, and so is a start period the image
+sets.
+
+Possible values:
+
+* An integer from 1 to 86400
+
+Related options:
+
+* ``allow_image_healthcheck``: without it, no image health check runs.
+""",
+    ),
 ]
 
-ALL_OPTS = engine_opts + instance_opts + network_opts.network_opts
+image_opts = [
+    cfg.IntOpt(
+        "max_image_expanded_gb",
+        default=10,
+        min=1,
+        help="""
+The most disk, in GB, that one image may take on the engine's storage once
+unpacked.
+
+An image is counted while it streams in from Glance, before the engine
+unpacks anything: each layer at what it expands to, so that a small tarball
+of sparse files or of compressed zeros cannot fill the host. A load past the
+limit is stopped and the boot fails with a fault that names the image, what
+was counted and the limit. When the flavor has a root disk (``root_gb`` > 0)
+that is smaller, the root disk is the limit instead. Images cached with
+``openstack aggregate cache image`` and snapshots are held to this limit too.
+
+Possible values:
+
+* A positive number of GB (2^30 bytes)
+
+Related options:
+
+* ``[DEFAULT] reserved_host_disk_mb``
+""",
+    ),
+]
+
+ALL_OPTS = engine_opts + instance_opts + image_opts + network_opts.network_opts
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

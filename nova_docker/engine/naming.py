@@ -9,6 +9,10 @@ UUID_LABEL = f"{LABEL_PREFIX}.instance-uuid"
 NAME_LABEL = f"{LABEL_PREFIX}.instance-name"
 PROJECT_LABEL = f"{LABEL_PREFIX}.project-id"
 HOST_LABEL = f"{LABEL_PREFIX}.host"
+#: On a loaded image: the bytes its layers expand to on the engine's disk,
+#: counted while it streamed in (labels of this namespace in a tenant's
+#: image are removed at load, so this one is always ours).
+EXPANDED_BYTES_LABEL = f"{LABEL_PREFIX}.image-expanded-bytes"
 
 #: Repository of images loaded from Glance; the tag is the Glance image UUID,
 #: so the Glance image name never has to match anything on the engine.

@@ -2,7 +2,8 @@
 
 The flavor's sizes become hard cgroup limits: memory is a cap with no swap on
 top, vCPUs a CFS quota (a real ceiling, not just a weight).  Containers are
-never privileged unless the operator allows it and the flavor asks for it.
+never privileged unless the operator allows it and the flavor asks for it,
+and run the image's healthcheck only where the operator allows it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ IPV6_SYSCTLS = {
     "net.ipv6.conf.all.disable_ipv6": "0",
     "net.ipv6.conf.default.disable_ipv6": "0",
 }
+#: The healthcheck test that turns off the one the image declares.
+HEALTHCHECK_OFF = "NONE"
+NS_PER_SECOND = 1_000_000_000
+#: What the engine uses for a healthcheck interval or timeout of 0.
+HEALTHCHECK_ENGINE_DEFAULT_NS = 30 * NS_PER_SECOND
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -44,6 +50,8 @@ class SpecOptions:
     metadata_as_env: bool = False
     log_max_size: str = "10m"
     log_max_files: int = 2
+    allow_image_healthcheck: bool = False
+    healthcheck_min_interval: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +71,10 @@ class ContainerSpec:
     log_max_size: str = "10m"
     log_max_files: int = 2
     nameservers: tuple[str, ...] = ()
+    #: In the SDK's form (``test``, ``interval``...; durations in ns).
+    healthcheck: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: {"test": [HEALTHCHECK_OFF]}
+    )
 
     def create_kwargs(self) -> dict[str, Any]:
         return {
@@ -72,6 +84,7 @@ class ContainerSpec:
             "labels": dict(self.labels),
             "command": list(self.command) if self.command is not None else None,
             "environment": dict(self.environment),
+            "healthcheck": dict(self.healthcheck),
             "detach": True,
         }
 
@@ -130,6 +143,39 @@ def command_for(
             ),
         )
     return None
+
+
+def healthcheck_for(
+    image_healthcheck: Mapping[str, Any] | None, allowed: bool, min_interval: int
+) -> dict[str, Any]:
+    """The healthcheck to create the container with, from the image's.
+
+    The engine checks a healthcheck's durations only when they arrive in the
+    create request, never when they come with the image, so an image may ask
+    for a check every nanosecond: each check is an exec through dockerd,
+    containerd and runc, whose CPU is the host's, not the container's quota.
+    Unless the operator allows image checks they are off.  When allowed, the
+    interval and timeout (0 means the engine's 30 s) and a start period the
+    image sets are raised to ``min_interval`` seconds; retries stay the
+    image's.  A start interval (API 1.44) cannot be sent through the SDK,
+    and one left out is taken from the image, so an image check that sets
+    one is turned off too.
+    """
+    check = image_healthcheck or {}
+    test = list(check.get("Test") or ())
+    if not allowed or not test or test[0] == HEALTHCHECK_OFF:
+        return {"test": [HEALTHCHECK_OFF]}
+    if check.get("StartInterval"):
+        return {"test": [HEALTHCHECK_OFF]}
+    floor = min_interval * NS_PER_SECOND
+    wanted = {
+        "test": test,
+        "interval": max(check.get("Interval") or HEALTHCHECK_ENGINE_DEFAULT_NS, floor),
+        "timeout": max(check.get("Timeout") or HEALTHCHECK_ENGINE_DEFAULT_NS, floor),
+    }
+    if check.get("StartPeriod"):
+        wanted["start_period"] = max(check["StartPeriod"], floor)
+    return wanted
 
 
 def environment_from_metadata(

@@ -22,10 +22,12 @@ from nova import objects
 from nova.i18n import _
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
+from oslo_utils import units
 
 from nova_docker import exception
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
+from nova_docker.image import layers
 from nova_docker.image import pipe as pipe_mod
 from nova_docker.image import tarball
 
@@ -35,30 +37,46 @@ DOCKER_CONTAINER_FORMAT = "docker"
 PIPE_CHUNKS = 16
 
 
+#: What the limit from ``[docker] max_image_expanded_gb`` is called in faults.
+MAX_EXPANDED_REASON = "[docker] max_image_expanded_gb"
+
+
 class ImageFetcher:
-    def __init__(self, engine: engine_client.Engine, image_api: Any) -> None:
+    """:param max_expanded_bytes: no image may expand to more on the
+    engine's disk, whatever the flavor."""
+
+    def __init__(
+        self, engine: engine_client.Engine, image_api: Any, max_expanded_bytes: int
+    ) -> None:
         self._engine = engine
         self._image_api = image_api
+        self._max_expanded_bytes = max_expanded_bytes
 
     def ensure(self, context: Any, image_meta: Any, instance: Any = None) -> str:
         """Return the engine ref of ``image_meta``, loading it if needed.
 
+        The image must fit the instance's root disk (its flavor's
+        ``root_gb``, when set) as well as ``max_expanded_bytes``.
+
         :raises nova.exception.ImageUnacceptable: the image is not a usable
-            Docker image; the reason says why.
+            Docker image, or expands past a limit; the reason says why.
+        :raises nova.exception.FlavorDiskSmallerThanImage: the image is cached
+            and expands to more than the flavor's root disk.
         """
         image_id = image_meta.id
         check_container_format(image_meta)
         ref = naming.glance_image_ref(image_id)
-        if self._engine.image_exists(ref):
+        root_disk = root_disk_bytes(instance)
+        if self._cached(ref, root_disk):
             return ref
         with lockutils.lock(f"nova-docker-image-{image_id}"):
             # Another boot may have loaded it while we waited.
-            if self._engine.image_exists(ref):
+            if self._cached(ref, root_disk):
                 return ref
             LOG.info(
                 "Loading Glance image %s into the engine", image_id, instance=instance
             )
-            self._load(context, image_id, ref, instance)
+            self._load(context, image_id, ref, self._budget(root_disk))
         return ref
 
     def prefetch(self, context: Any, image_id: str) -> bool:
@@ -69,7 +87,26 @@ class ImageFetcher:
         self.ensure(context, image_meta)
         return True
 
-    def _load(self, context: Any, image_id: str, ref: str, instance: Any) -> None:
+    def _cached(self, ref: str, root_disk: int) -> bool:
+        try:
+            image = self._engine.inspect_image(ref)
+        except exception.ImageNotCached:
+            return False
+        expanded = expanded_bytes(image)
+        if root_disk and expanded is not None and expanded > root_disk:
+            raise nova_exception.FlavorDiskSmallerThanImage(
+                flavor_size=root_disk, image_size=expanded
+            )
+        return True
+
+    def _budget(self, root_disk: int) -> layers.Budget:
+        if root_disk and root_disk < self._max_expanded_bytes:
+            return layers.Budget(root_disk, "the flavor's root disk")
+        return layers.Budget(self._max_expanded_bytes, MAX_EXPANDED_REASON)
+
+    def _load(
+        self, context: Any, image_id: str, ref: str, budget: layers.Budget
+    ) -> None:
         # No trusted_certs: the driver does not claim supports_trusted_certs,
         # so Nova never schedules such boots here.  Glance signatures are
         # still verified when [glance] verify_glance_signatures is set.
@@ -78,6 +115,7 @@ class ImageFetcher:
                 lambda sink: self._image_api.download(context, image_id, data=sink),
                 self._engine,
                 ref,
+                budget,
             )
         except exception.InvalidImageTarball as e:
             self._forget(ref)
@@ -152,6 +190,25 @@ class ImageFetcher:
             LOG.warning("Could not check for a partial image %s: engine is down", ref)
 
 
+def root_disk_bytes(instance: Any) -> int:
+    """The instance's root disk in bytes; 0 when its flavor sets none."""
+    if instance is None:
+        return 0
+    flavor = instance.flavor
+    # A flavor object built by hand (tests, tools) may lack the field.
+    if hasattr(flavor, "obj_attr_is_set") and not flavor.obj_attr_is_set("root_gb"):
+        return 0
+    return int(flavor.root_gb or 0) * units.Gi
+
+
+def expanded_bytes(image: dict[str, Any]) -> int | None:
+    """What a loaded image's layers expand to, as counted at its load;
+    None for an image loaded before the driver counted."""
+    labels = (image.get("Config") or {}).get("Labels") or {}
+    value = labels.get(naming.EXPANDED_BYTES_LABEL, "")
+    return int(value) if value.isdigit() else None
+
+
 def check_container_format(image_meta: Any) -> None:
     container_format = (
         image_meta.container_format
@@ -174,6 +231,7 @@ def load_streamed(
     download: Callable[[pipe_mod.Pipe], None],
     engine: engine_client.Engine,
     ref: str,
+    budget: layers.Budget,
 ) -> list[str]:
     """Run ``download(sink)`` into the engine's image load, tagged ``ref``;
     returns what the engine reports it loaded.
@@ -187,7 +245,9 @@ def load_streamed(
     fetcher = pipe_mod.Stage("glance-download", lambda: _produce(download, raw))
     retagger = pipe_mod.Stage(
         "tarball-retag",
-        lambda: pipe_mod.pump(functools.partial(tarball.retag, ref=ref), raw, checked),
+        lambda: pipe_mod.pump(
+            functools.partial(tarball.retag, ref=ref, budget=budget), raw, checked
+        ),
     )
     fetcher.start()
     retagger.start()

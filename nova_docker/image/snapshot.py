@@ -14,6 +14,7 @@ all-in-one clouds) may share one engine.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from nova_docker import exception
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
 from nova_docker.image import fetch
+from nova_docker.image import layers
 from nova_docker.image import pipe as pipe_mod
 from nova_docker.image import tarball
 
@@ -33,12 +35,21 @@ PIPE_CHUNKS = 16
 
 
 class Snapshotter:
-    """:param host: this compute host; only its snapshot tags are swept."""
+    """:param host: this compute host; only its snapshot tags are swept.
+    :param max_expanded_bytes: a snapshot that would expand to more is
+        refused, since no host of this cloud would boot it."""
 
-    def __init__(self, engine: engine_client.Engine, image_api: Any, host: str) -> None:
+    def __init__(
+        self,
+        engine: engine_client.Engine,
+        image_api: Any,
+        host: str,
+        max_expanded_bytes: int,
+    ) -> None:
         self._engine = engine
         self._image_api = image_api
         self._host = host
+        self._max_expanded_bytes = max_expanded_bytes
         # Snapshot tags in use; held while sweeping, so that a sweep never
         # removes the tag of a snapshot still being taken.
         self._in_flight: set[str] = set()
@@ -81,10 +92,13 @@ class Snapshotter:
         self, context: Any, image_id: str, metadata: dict[str, Any], ref: str
     ) -> None:
         scrubbed = pipe_mod.Pipe(PIPE_CHUNKS)
+        budget = layers.Budget(self._max_expanded_bytes, fetch.MAX_EXPANDED_REASON)
         scrubber = pipe_mod.Stage(
             "snapshot-scrub",
             lambda: pipe_mod.pump(
-                tarball.scrub, self._engine.save_image(ref), scrubbed
+                functools.partial(tarball.scrub, budget=budget),
+                self._engine.save_image(ref),
+                scrubbed,
             ),
         )
         scrubber.start()

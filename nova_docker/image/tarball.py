@@ -41,6 +41,7 @@ from typing import Any
 from typing import BinaryIO
 
 from nova_docker.engine import naming
+from nova_docker.image import layers
 from nova_docker.image import tarstream
 from nova_docker.image.tarstream import Kind
 from nova_docker.image.tarstream import refuse
@@ -62,19 +63,35 @@ _MAX_LINK_HOPS = 40
 ConfigEdit = Callable[[dict[str, Any]], None]
 
 
-def retag(source: BinaryIO, target: BinaryIO, ref: str) -> None:
+def retag(source: BinaryIO, target: BinaryIO, ref: str, budget: layers.Budget) -> None:
     """Rebuild a Glance image's tarball for the engine, tagged ``ref`` only.
 
+    The layers may expand to ``budget`` at most; what they expand to is
+    recorded in the config's :data:`naming.EXPANDED_BYTES_LABEL`, so that a
+    later boot from the cache can hold it against its flavor's root disk.
     Raises :class:`InvalidImageTarball` naming the problem; ``target`` then
     holds an unfinished archive that the engine refuses.
     """
-    _Rebuild(source, target, repo_tags=[ref], edit=_sanitise_for_engine).run()
+
+    def edit(config: dict[str, Any]) -> None:
+        _sanitise_for_engine(config)
+        labels = _labels(config)
+        labels[naming.EXPANDED_BYTES_LABEL] = str(budget.used)
+
+    _Rebuild(source, target, [ref], edit, budget).run()
 
 
-def scrub(source: BinaryIO, target: BinaryIO) -> None:
+def scrub(source: BinaryIO, target: BinaryIO, budget: layers.Budget) -> None:
     """Rebuild a snapshot's tarball for Glance, untagged and without the
     labels and container facts the driver put on the committed image."""
-    _Rebuild(source, target, repo_tags=None, edit=_strip_host_facts).run()
+    _Rebuild(source, target, None, _strip_host_facts, budget).run()
+
+
+def _labels(config: dict[str, Any]) -> dict[str, str]:
+    """The image's labels, made present where the config had none."""
+    section = config["config"] = config.get("config") or {}
+    labels = section["Labels"] = section.get("Labels") or {}
+    return labels
 
 
 def _sanitise_for_engine(config: dict[str, Any]) -> None:
@@ -193,15 +210,19 @@ class _Rebuild:
         target: BinaryIO,
         repo_tags: list[str] | None,
         edit: ConfigEdit,
+        budget: layers.Budget,
     ) -> None:
         self._reader = tarstream.TarReader(source)
         self._writer = tarstream.TarWriter(target)
         self._repo_tags = repo_tags
         self._edit = edit
+        self._budget = budget
         self._tree = _Tree()
         self._held: dict[str, bytes] = {}
         self._held_bytes = 0
-        self._passed: set[str] = set()
+        #: Layers written out, and the bytes each expands to.
+        self._passed: dict[str, int] = {}
+        self._not_tar: set[str] = set()
         self._directories: set[str] = set()
         self._manifest: dict[str, Any] | None = None
 
@@ -241,32 +262,55 @@ class _Rebuild:
             self._pass(name, len(data), iter((data,)))
 
     def _pass(self, name: str, size: int, chunks: Iterator[bytes]) -> None:
+        """Write ``name`` out, counting what it expands to as a layer (only
+        layers are ever passed; anything else is refused at the end)."""
         self._parents(name)
-        self._writer.file(name, size, chunks)
-        self._passed.add(name)
+        before = self._budget.used
+        meter = layers.LayerMeter(name, self._budget)
+        self._writer.file(name, size, meter.metered(chunks))
+        self._passed[name] = self._budget.used - before
+        if not meter.is_tar:
+            self._not_tar.add(name)
 
     def _finish(self) -> None:
         if self._manifest is None:
             raise refuse("it is not a docker save tarball: it has no manifest.json")
-        layers = [self._image_file(p) for p in self._manifest["Layers"]]
+        layer_names = [self._image_file(p) for p in self._manifest["Layers"]]
         config_name = self._image_file(self._manifest["Config"])
         if config_name not in self._held:
             raise refuse(f"the image config {config_name!r} is too large")
-        config = _parse_config(self._held.pop(config_name), len(layers))
-        self._edit(config)
-        for layer in dict.fromkeys(layers):
+        config = _parse_config(self._held.pop(config_name), len(layer_names))
+        for layer in dict.fromkeys(layer_names):
             if layer in self._held:
                 data = self._held.pop(layer)
                 self._pass(layer, len(data), iter((data,)))
-        unused = sorted(self._passed - set(layers))
+        unused = sorted(set(self._passed) - set(layer_names))
         if unused:
             raise refuse(f"{unused[0]!r} is not a layer the manifest names")
+        not_tar = sorted(self._not_tar & set(layer_names))
+        if not_tar:
+            raise refuse(f"layer {not_tar[0]!r} is not a tar archive")
+        self._charge_repeats(layer_names)
+        # Only now, with every layer counted.
+        self._edit(config)
         data = _dump(config)
         config_out = hashlib.sha256(data).hexdigest() + ".json"
         self._writer.file_bytes(config_out, data)
-        entry = {"Config": config_out, "RepoTags": self._repo_tags, "Layers": layers}
+        entry = {
+            "Config": config_out,
+            "RepoTags": self._repo_tags,
+            "Layers": layer_names,
+        }
         self._writer.file_bytes(MANIFEST, _dump([entry]))
         self._writer.close()
+
+    def _charge_repeats(self, layer_names: list[str]) -> None:
+        """A layer the manifest lists twice is unpacked twice."""
+        seen: set[str] = set()
+        for name in layer_names:
+            if name in seen:
+                self._budget.charge(self._passed[name], name)
+            seen.add(name)
 
     def _image_file(self, path: str) -> str:
         """The regular file that a manifest path names, links followed."""

@@ -194,7 +194,7 @@ class _Header:
 
     @classmethod
     def parse(cls, block: bytes, offset: int) -> _Header:
-        _check_checksum(block, offset)
+        check_checksum(block, offset)
         magic = block[257:265]
         if magic not in (_POSIX_MAGIC, _GNU_MAGIC, _V7_MAGIC):
             raise refuse(f"an unknown tar header format at byte {offset}")
@@ -204,7 +204,7 @@ class _Header:
         return cls(
             name=name,
             typeflag=block[156:157],
-            size=_number(block[124:136], name),
+            size=parse_number(block[124:136], name),
             linkname=_text(block[157:257]),
         )
 
@@ -233,7 +233,8 @@ class _Header:
         return kind
 
 
-def _check_checksum(block: bytes, offset: int) -> None:
+def check_checksum(block: bytes, offset: int) -> None:
+    """Refuses a header block whose checksum is wrong, as every reader does."""
     stored = block[148:156]
     unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
     # Some old writers summed signed chars; Go and Python accept both.
@@ -250,7 +251,8 @@ def _check_checksum(block: bytes, offset: int) -> None:
         )
 
 
-def _number(field: bytes, name: str) -> int:
+def parse_number(field: bytes, name: str) -> int:
+    """A numeric header field: octal, or GNU's base-256 for large values."""
     if field[0] & 0x80:
         if field[0] != 0x80:
             raise refuse(f"{name!r} has a negative or oversized number")

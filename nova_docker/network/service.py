@@ -15,6 +15,7 @@ from typing import Any
 from nova.network import model
 from oslo_log import log as logging
 
+import nova_docker.privsep.netns
 from nova_docker.network import plan
 from nova_docker.network import record
 from nova_docker.network import vifs
@@ -27,26 +28,28 @@ VifLike = Mapping[str, Any]
 class InstanceNetworks:
     """Plugs an instance's ports into whatever namespace its container has.
 
-    :param pid_of: the container's init PID for an instance, 0 when the
-        container is not running (then there is no namespace to plug).
+    :param target_of: the container's full ID and init PID for an instance,
+        None when the container is not running (then there is no namespace
+        to plug).  Asked once per plug: the privileged side checks on every
+        call that the PID still belongs to that container.
     :param ports: where the ports plugged on this host are recorded.
     """
 
     def __init__(
         self,
         plugger: vifs.VifPlugger,
-        pid_of: Callable[[Any], int],
+        target_of: Callable[[Any], tuple[str, int] | None],
         ports: record.PortRecord,
     ) -> None:
         self._plugger = plugger
-        self._pid_of = pid_of
+        self._target_of = target_of
         self._ports = ports
 
     def plug(self, instance: Any, network_info: Sequence[VifLike] | None) -> None:
         if not network_info:
             return
-        pid = self._pid_of(instance)
-        if not pid:
+        target = self._target(instance)
+        if target is None:
             LOG.debug(
                 "Container not running; ports are plugged when it starts",
                 instance=instance,
@@ -54,7 +57,7 @@ class InstanceNetworks:
             return
         for vif in network_info:
             self._remember(instance, vif)
-        self._plugger.plug(instance, network_info, pid)
+        self._plugger.plug(instance, network_info, target)
 
     def unplug(self, instance: Any, network_info: Sequence[VifLike] | None) -> None:
         if network_info:
@@ -75,14 +78,22 @@ class InstanceNetworks:
             self._ports.forget(instance.uuid)
 
     def attach(self, instance: Any, vif: VifLike) -> None:
-        pid = self._pid_of(instance)
-        if pid:
+        target = self._target(instance)
+        if target is not None:
             self._remember(instance, vif)
-            self._plugger.plug_one(instance, vif, pid)
+            self._plugger.plug_one(instance, vif, target)
 
     def detach(self, instance: Any, vif: VifLike) -> None:
         self._plugger.unplug_one(instance, vif)
         self._ports.remove(instance.uuid, vif["id"])
+
+    def _target(self, instance: Any) -> nova_docker.privsep.netns.NetnsTarget | None:
+        """Pin the namespace to plug into, once: container ID and init PID."""
+        found = self._target_of(instance)
+        if not found:
+            return None
+        container_id, pid = found
+        return nova_docker.privsep.netns.NetnsTarget(container_id, pid)
 
     def _remember(self, instance: Any, vif: VifLike) -> None:
         hybrid = bool((vif.get("details") or {}).get(model.VIF_DETAILS_OVS_HYBRID_PLUG))

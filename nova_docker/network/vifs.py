@@ -7,6 +7,12 @@ hybrid plug).  The other end moves into the network namespace of the
 container's init process as ``ethN`` and gets the port's MAC, MTU, fixed IPs
 and routes (:mod:`nova_docker.network.plan` decides them).
 
+That namespace is a :class:`~nova_docker.privsep.netns.NetnsTarget`, pinned
+by the caller once per plug: the container's ID with its init PID.  Every
+privileged call proves the PID is still that container's and refuses the
+host's namespace, so a container that dies mid-plug fails the plug instead
+of configuring whatever process took its PID.
+
 A restarted container has a new namespace and its old veth pairs are gone;
 plugging again rebuilds them.  Plugging what is plugged and unplugging what
 is gone both succeed.  Every failure is a
@@ -71,6 +77,10 @@ def _hydrate(vif: Mapping[str, Any]) -> model.VIF:
     return vif if isinstance(vif, model.VIF) else model.VIF.hydrate(dict(vif))
 
 
+def _link_addresses(target: nova_docker.privsep.netns.NetnsTarget) -> dict[str, str]:
+    return nova_docker.privsep.netns.link_addresses(target.container_id, target.pid)
+
+
 def _free_ifname(present: Iterable[str]) -> str:
     taken = set(present)
     index = 0
@@ -94,10 +104,10 @@ class VifPlugger:
         self,
         instance: objects.Instance,
         network_info: Sequence[Mapping[str, Any]],
-        netns_pid: int,
+        target: nova_docker.privsep.netns.NetnsTarget,
         search: Sequence[str] = (),
     ) -> plan.NetworkPlan:
-        """Plug every VIF into the netns of ``netns_pid`` as eth0, eth1, ….
+        """Plug every VIF into the container's netns as eth0, eth1, ….
 
         Returns the plan; its ``resolv_conf()`` is for the driver to place.
         """
@@ -105,14 +115,14 @@ class VifPlugger:
             vifs = [_hydrate(vif) for vif in network_info]
             net_plan = plan.build(vifs, search)
         for vif, link in zip(vifs, net_plan.links, strict=True):
-            self._plug(instance, vif, link, netns_pid)
+            self._plug(instance, vif, link, target)
         return net_plan
 
     def plug_one(
         self,
         instance: objects.Instance,
         vif: Mapping[str, Any],
-        netns_pid: int,
+        target: nova_docker.privsep.netns.NetnsTarget,
         ifname: str | None = None,
     ) -> plan.LinkPlan:
         """Attach one VIF to a running container.
@@ -122,13 +132,13 @@ class VifPlugger:
         """
         with _wrapped("plug", _ids([vif])):
             vif = _hydrate(vif)
-            present = nova_docker.privsep.netns.link_addresses(netns_pid)
+            present = _link_addresses(target)
             mac = str(vif["address"]).lower()
             mine = [name for name, addr in present.items() if addr == mac]
             name = ifname or (mine[0] if mine else _free_ifname(present))
             defaults = (4, 6) if name == plan.ifname(0) else ()
             link = plan.link_plan(vif, name, defaults)
-        self._plug(instance, vif, link, netns_pid)
+        self._plug(instance, vif, link, target)
         return link
 
     def unplug(
@@ -202,18 +212,23 @@ class VifPlugger:
         return self._switch
 
     def _plug(
-        self, instance: objects.Instance, vif: model.VIF, link: plan.LinkPlan, pid: int
+        self,
+        instance: objects.Instance,
+        vif: model.VIF,
+        link: plan.LinkPlan,
+        target: nova_docker.privsep.netns.NetnsTarget,
     ) -> None:
         with _wrapped("plug", link.vif_id):
             osvif = self._to_osvif(vif)
             if osvif is None:
                 raise TypeError(f"VIF type {vif['type']} is not supported")
             info = os_vif_util.nova_to_osvif_instance(instance)
-            present = nova_docker.privsep.netns.link_addresses(pid)
+            present = _link_addresses(target)
             if present.get(link.ifname) != link.mac:
-                self._create_link(osvif, info, link, pid, present)
+                self._create_link(osvif, info, link, target, present)
             nova_docker.privsep.netns.configure_link(
-                pid,
+                target.container_id,
+                target.pid,
                 link.ifname,
                 link.mac,
                 link.mtu,
@@ -233,7 +248,7 @@ class VifPlugger:
         osvif: OsvifVif,
         info: osv_instance.InstanceInfo,
         link: plan.LinkPlan,
-        pid: int,
+        target: nova_docker.privsep.netns.NetnsTarget,
         present: Mapping[str, str],
     ) -> None:
         if link.ifname in present:
@@ -249,7 +264,9 @@ class VifPlugger:
             link.mtu,
             osvif.port_profile.datapath_type != _NETDEV,
         )
-        nova_docker.privsep.netns.move_to_netns(link.host.peer, pid, link.ifname)
+        nova_docker.privsep.netns.move_to_netns(
+            link.host.peer, target.container_id, target.pid, link.ifname
+        )
 
     def _to_osvif(self, vif: model.VIF) -> OsvifVif | None:
         """The os-vif object for ``vif``; None when it is not an OVS one."""

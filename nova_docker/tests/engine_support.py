@@ -8,6 +8,7 @@ name or ID, never by pattern: a demo cloud may be using the same engine.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import os
@@ -78,19 +79,57 @@ def build_image(
     client: docker.APIClient,
     cmd: list[str] | None = DEFAULT_CMD,
     entrypoint: list[str] | None = None,
+    changes: list[str] | tuple[str, ...] = (),
+    rootfs: bytes | None = None,
 ) -> str:
-    """Import a busybox image under a unique test tag; returns the ref."""
+    """Import a busybox image under a unique test tag; returns the ref.
+
+    ``changes`` are more Dockerfile instructions (``WORKDIR /srv``), as
+    ``docker import --change`` takes them; ``rootfs`` replaces the default
+    :func:`rootfs_tar`.
+    """
     ref = f"nova-docker-test:{uuid.uuid4().hex[:12]}"
-    changes = []
+    all_changes = []
     if cmd is not None:
-        changes.append(f"CMD {json.dumps(cmd)}")
+        all_changes.append(f"CMD {json.dumps(cmd)}")
     if entrypoint is not None:
-        changes.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
+        all_changes.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
+    all_changes.extend(changes)
     repository, tag = ref.split(":")
     client.import_image_from_data(
-        rootfs_tar(), repository=repository, tag=tag, changes=changes
+        rootfs_tar() if rootfs is None else rootfs,
+        repository=repository,
+        tag=tag,
+        changes=all_changes,
     )
     return ref
+
+
+def with_config(tarball: bytes, **config: object) -> bytes:
+    """A ``docker save`` tarball whose image config has ``config`` set in
+    its ``Config`` (``Healthcheck={...}``): values the engine's own builder
+    would refuse, as a hand-made image may carry them."""
+    with tarfile.open(fileobj=io.BytesIO(tarball)) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar]
+    files = {m.name: data for m, data in members}
+    manifest = json.loads(files["manifest.json"])
+    image_config = json.loads(files[manifest[0]["Config"]])
+    image_config.setdefault("config", {}).update(config)
+    new_config = json.dumps(image_config).encode()
+    # The config is named by its digest, as the engine saves it.
+    renamed = {manifest[0]["Config"]: hashlib.sha256(new_config).hexdigest() + ".json"}
+    manifest[0]["Config"] = renamed[manifest[0]["Config"]]
+    files[manifest[0]["Config"]] = new_config
+    files["manifest.json"] = json.dumps(manifest).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as out:
+        for info, data in members:
+            info.name = renamed.get(info.name, info.name)
+            content = None if data is None else files[info.name]
+            if content is not None:
+                info.size = len(content)
+            out.addfile(info, None if content is None else io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def saved(client: docker.APIClient, ref: str) -> bytes:

@@ -21,9 +21,12 @@ through the code under test.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
+import struct
 import tarfile
+import zlib
 from collections.abc import Mapping
 
 BLOCK = tarfile.BLOCKSIZE
@@ -112,3 +115,70 @@ class SavedImage:
     def pack(self, *extra: bytes, without: tuple[str, ...] = ()) -> bytes:
         kept = [raw for name, raw in self.members if name not in without]
         return archive(*kept, *extra)
+
+
+def gzip_of_zeros_file(name: str, size: int) -> bytes:
+    """A gzip layer holding one file of ``size`` zero bytes, made without
+    compressing ``size`` bytes: after a full flush a deflate stream starts
+    afresh, so one compressed MiB of zeros can simply be repeated."""
+    mib = 1 << 20
+    assert size % mib == 0
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    header = member(name, size=size)
+    prefix = deflate.compress(header) + deflate.flush(zlib.Z_FULL_FLUSH)
+    zeros = deflate.compress(bytes(mib)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    tail = deflate.compress(END) + deflate.flush()
+    crc = zlib.crc32(header)
+    for _ in range(size // mib):
+        crc = zlib.crc32(bytes(mib), crc)
+    crc = zlib.crc32(END, crc)
+    total = len(header) + size + len(END)
+    return (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+        + prefix
+        + zeros * (size // mib)
+        + tail
+        + struct.pack("<II", crc, total & 0xFFFFFFFF)
+    )
+
+
+def sparse_pax_file(name: str, real_size: int) -> bytes:
+    """A PAX 1.0 sparse member of ``real_size`` bytes that holds no data:
+    a few hundred bytes on the wire."""
+    sparse_map = b"1\n0\n0\n" + bytes(BLOCK - 6)
+    pax = {
+        "GNU.sparse.major": "1",
+        "GNU.sparse.minor": "0",
+        "GNU.sparse.name": name,
+        "GNU.sparse.realsize": str(real_size),
+    }
+    return member(f"GNUSparseFile.0/{name}", sparse_map, pax=pax)
+
+
+def image_tarball(
+    layer: bytes, cmd: list[str] | None = None, diff_id: str | None = None
+) -> bytes:
+    """A ``docker save`` tarball of one image whose one layer is ``layer``.
+
+    ``diff_id`` is the digest of the layer uncompressed; give it for a
+    compressed layer (any value, where the load is to be stopped first).
+    """
+    diff_id = diff_id or "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": cmd or ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    ).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": None, "Layers": ["l/layer.tar"]}]
+    ).encode()
+    return archive(
+        directory("l"),
+        member("l/layer.tar", layer),
+        member(config_name, config),
+        member("manifest.json", manifest),
+    )

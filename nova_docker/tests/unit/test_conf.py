@@ -4,6 +4,7 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 from oslo_config import cfg
 
 from nova_docker import conf
@@ -18,9 +19,21 @@ def test_options_register_on_a_config_object_and_have_help():
     assert config.docker.api_url == "unix:///var/run/docker.sock"
     assert config.docker.tls_verify is True
     assert config.docker.allow_privileged is False
+    assert config.docker.allow_image_healthcheck is False
+    assert config.docker.healthcheck_min_interval == 30
     for _group, opts in conf.list_opts():
         for opt in opts:
             assert opt.help and len(opt.help.strip()) > 20, opt.name
+
+
+def test_healthcheck_floor_must_be_at_least_a_second():
+    config = cfg.ConfigOpts()
+    conf.register_opts(config)
+    config([])
+    with pytest.raises(ValueError):
+        config.set_override("healthcheck_min_interval", 0, group="docker")
+    with pytest.raises(ValueError):
+        config.set_override("healthcheck_min_interval", 86401, group="docker")
 
 
 def test_generated_sample_is_up_to_date():

@@ -14,16 +14,95 @@ def members(archive: bytes) -> dict[str, tarfile.TarInfo]:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("/etc/motd", "etc/motd"), ("etc//motd", "etc/motd"), ("a/./b", "a/b")],
+    [
+        ("/etc/motd", "etc/motd"),
+        ("etc//motd", "etc/motd"),
+        ("a/./b", "a/b"),
+        ("//etc/motd", "etc/motd"),
+        ("./etc/motd", "etc/motd"),
+        ("/etc/..motd", "etc/..motd"),
+        ("/etc/motd..", "etc/motd.."),
+        ("/srv/.hidden", "srv/.hidden"),
+        ("/srv/a\\..\\b", "srv/a\\..\\b"),
+        ("/srv/caf\u00e9 \u2603", "srv/caf\u00e9 \u2603"),
+        ("/srv/" + "n" * 255, "srv/" + "n" * 255),
+    ],
 )
 def test_paths_are_resolved_inside_the_container_root(given, expected):
     assert inject.container_path(given) == expected
 
 
-@pytest.mark.parametrize("path", ["../etc/passwd", "/a/../../b", "/", "a/.."])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../etc/passwd",
+        "/a/../../b",
+        "a/..",
+        "/a/b/..",
+        "..",
+        "/..",
+        "/./../etc",
+        "a/b/../../..",
+    ],
+)
 def test_paths_that_climb_out_are_refused(path):
-    with pytest.raises(nova_exception.InvalidInput):
+    with pytest.raises(nova_exception.InvalidInput, match="climbs out"):
         inject.container_path(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/zz/yy/..\x00/MARK",
+        "/etc/passwd\x00.txt",
+        "\x00",
+        "/a\nb",
+        "/a\rb",
+        "/a\tb",
+        "/etc/\x1b[31mred",
+        "/a\x7fb",
+        "/a\x85b",
+        "/a\x9bb",
+        "/a\ud800b",
+        "/a\udcffb",
+    ],
+)
+def test_paths_with_control_characters_are_refused(path):
+    with pytest.raises(nova_exception.InvalidInput, match="control character"):
+        inject.container_path(path)
+
+
+@pytest.mark.parametrize("path", ["", "/", "//", "///", ".", "./.", "/./"])
+def test_paths_that_name_no_file_are_refused(path):
+    with pytest.raises(nova_exception.InvalidInput, match="names no file"):
+        inject.container_path(path)
+
+
+@pytest.mark.parametrize("path", ["/etc/", "/etc/.", "etc/motd/", "a/./", "/tmp//"])
+def test_paths_that_name_a_directory_are_refused(path):
+    # "/etc/." would be a file named "etc": the engine removes a directory
+    # that an archived file replaces.
+    with pytest.raises(nova_exception.InvalidInput, match="names a directory"):
+        inject.container_path(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/srv/" + "n" * 256, "/srv/" + "\u00e9" * 128, "/a" * 2048]
+)
+def test_paths_beyond_the_kernels_limits_are_refused(path):
+    with pytest.raises(nova_exception.InvalidInput, match="too long"):
+        inject.container_path(path)
+
+
+def test_the_refusal_names_the_path_as_its_repr():
+    with pytest.raises(nova_exception.InvalidInput) as raised:
+        inject.container_path("/zz/yy/..\x00/MARK")
+    assert repr("/zz/yy/..\x00/MARK") in raised.value.format_message()
+
+
+def test_an_unsafe_path_among_good_ones_gives_no_archive():
+    with pytest.raises(nova_exception.InvalidInput):
+        inject.files_archive([("/etc/motd", b"hi"), ("/a/..\x00/b", b"x")])
 
 
 def test_nothing_to_inject_gives_no_archive():

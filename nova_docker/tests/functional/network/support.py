@@ -19,6 +19,7 @@ import uuid
 import docker
 import pytest
 
+import nova_docker.privsep.netns
 from nova_docker.aio import ovs as aio_ovs
 from nova_docker.tests import engine_support
 
@@ -73,19 +74,25 @@ class ContainerFactory:
         self.image = image
         self.made: list[str] = []
 
-    def __call__(self) -> docker.models.containers.Container:
+    def __call__(
+        self, network_mode: str = "none"
+    ) -> docker.models.containers.Container:
+        """A started container; ``network_mode="host"`` shares the host's
+        network namespace (what the driver must refuse to plug)."""
         name = f"ndt-{uuid.uuid4().hex[:10]}"
+        # Docker disables IPv6 in containers it gives no network, and takes
+        # no net.* sysctl for the host's namespace.
+        sysctls = {
+            "net.ipv6.conf.all.disable_ipv6": "0",
+            "net.ipv6.conf.default.disable_ipv6": "0",
+        }
         # create(), unlike run(), never falls back to pulling.
         container = self.client.containers.create(
             self.image,
             COMMAND,
             name=name,
-            network_mode="none",
-            # Docker disables IPv6 in containers it gives no network.
-            sysctls={
-                "net.ipv6.conf.all.disable_ipv6": "0",
-                "net.ipv6.conf.default.disable_ipv6": "0",
-            },
+            network_mode=network_mode,
+            sysctls=sysctls if network_mode == "none" else None,
         )
         self.made.append(container.id)
         container.start()
@@ -97,6 +104,23 @@ class ContainerFactory:
                 self.client.containers.get(ident).remove(force=True)
             except docker.errors.NotFound:
                 pass
+
+
+def target_of(
+    container: docker.models.containers.Container,
+) -> nova_docker.privsep.netns.NetnsTarget:
+    """The container's namespace as the driver pins it: ID and init PID."""
+    container.reload()
+    pid = int(container.attrs["State"]["Pid"])
+    return nova_docker.privsep.netns.NetnsTarget(container.id, pid)
+
+
+def links_in(container: docker.models.containers.Container) -> set[str]:
+    """The interface names inside the container's network namespace."""
+    target = target_of(container)
+    return set(
+        nova_docker.privsep.netns.link_addresses(target.container_id, target.pid)
+    )
 
 
 def privsep_helper() -> str:

@@ -13,13 +13,11 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import docker
 import pytest
 from nova import objects
 from nova.network import model
 from pyroute2 import IPRoute
 
-import nova_docker.privsep.netns
 from nova_docker.network import exception
 from nova_docker.network import plan
 from nova_docker.network import vifs
@@ -69,11 +67,6 @@ def make_vif(index: int, hybrid: bool, datapath: str | None) -> model.VIF:
 
 def make_instance(index: int) -> objects.Instance:
     return objects.Instance(id=index, uuid=str(uuid.uuid4()), project_id="ndt")
-
-
-def pid_of(container: docker.models.containers.Container) -> int:
-    container.reload()
-    return int(container.attrs["State"]["Pid"])
 
 
 def reaches_by_ping(src, address: str) -> bool:
@@ -142,8 +135,10 @@ def test_two_containers_talk_survive_restart_and_leave_nothing(
     inst_one, inst_two = make_instance(1), make_instance(2)
     plugged += [(plugger, inst_one, [vif_one]), (plugger, inst_two, [vif_two])]
 
-    net_plan = plugger.plug(inst_one, [vif_one], pid_of(one), search=["ndt.test"])
-    plugger.plug(inst_two, [vif_two], pid_of(two))
+    net_plan = plugger.plug(
+        inst_one, [vif_one], support.target_of(one), search=["ndt.test"]
+    )
+    plugger.plug(inst_two, [vif_two], support.target_of(two))
 
     assert net_plan.resolv_conf() == "nameserver 10.250.7.53\nsearch ndt.test\n"
     _code, routes = one.exec_run(["ip", "route"])
@@ -155,19 +150,19 @@ def test_two_containers_talk_survive_restart_and_leave_nothing(
     assert reaches_by_ping(two, "fdd7:250:7::11")
 
     # Plugging again changes nothing.
-    plugger.plug(inst_two, [vif_two], pid_of(two))
+    plugger.plug(inst_two, [vif_two], support.target_of(two))
     assert_connected(one, two, "10.250.7.11", "10.250.7.12")
 
     # A restart means a new namespace and no veth; plugging rebuilds it.
     one.restart(timeout=5)
-    plugger.plug(inst_one, [vif_one], pid_of(one))
+    plugger.plug(inst_one, [vif_one], support.target_of(one))
     assert_connected(one, two, "10.250.7.11", "10.250.7.12")
 
     plugger.unplug(inst_one, [vif_one])
     plugger.unplug(inst_two, [vif_two])
     assert leftovers(vif_one, ovs) == []
     assert leftovers(vif_two, ovs) == []
-    assert set(nova_docker.privsep.netns.link_addresses(pid_of(two))) == {"lo"}
+    assert support.links_in(two) == {"lo"}
 
     # Unplugging what is gone is fine.
     plugger.unplug(inst_one, [vif_one])
@@ -181,33 +176,26 @@ def test_attach_takes_the_next_free_name_and_detach_removes_it(
     first, second = make_vif(3, False, None), make_vif(4, False, None)
     instance = make_instance(3)
     plugged.append((plugger, instance, [first, second]))
-    plugger.plug(instance, [first], pid_of(one))
+    plugger.plug(instance, [first], support.target_of(one))
 
-    link = plugger.plug_one(instance, second, pid_of(one))
-    again = plugger.plug_one(instance, second, pid_of(one))
+    link = plugger.plug_one(instance, second, support.target_of(one))
+    again = plugger.plug_one(instance, second, support.target_of(one))
 
     assert link.ifname == again.ifname == "eth1"
     assert not any(r.is_default for r in link.routes)
-    assert set(nova_docker.privsep.netns.link_addresses(pid_of(one))) == {
-        "lo",
-        "eth0",
-        "eth1",
-    }
+    assert support.links_in(one) == {"lo", "eth0", "eth1"}
     plugger.unplug_one(instance, second)
-    assert set(nova_docker.privsep.netns.link_addresses(pid_of(one))) == {
-        "lo",
-        "eth0",
-    }
+    assert support.links_in(one) == {"lo", "eth0"}
     assert leftovers(second, ovs) == [plan.host_devices(first["id"]).tap]
 
 
 def test_plug_into_a_vanished_process_raises_vif_plug_error(containers, ovs, plugged):
     plugger = vifs.VifPlugger(datapath_type="netdev")
     one = containers()
-    pid = pid_of(one)
+    target = support.target_of(one)
     one.remove(force=True)
     vif, instance = make_vif(5, False, None), make_instance(5)
     plugged.append((plugger, instance, [vif]))
 
     with pytest.raises(exception.VifPlugError, match=vif["id"]):
-        plugger.plug(instance, [vif], pid)
+        plugger.plug(instance, [vif], target)

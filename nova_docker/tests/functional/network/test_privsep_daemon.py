@@ -7,7 +7,9 @@ them: ``helper_command`` starting ``privsep-helper`` directly.
 
 from __future__ import annotations
 
+import errno
 import pathlib
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -42,13 +44,14 @@ def daemon(monkeypatch: pytest.MonkeyPatch, root: None) -> Iterator[None]:
 
 def test_daemon_can_give_a_container_a_configured_interface(containers, daemon):
     container = containers()
-    container.reload()
-    pid = int(container.attrs["State"]["Pid"])
+    target = support.target_of(container)
+    cid, pid = target.container_id, target.pid
     tap, peer = f"tap{support.VIF_ID_PREFIX}dmn", f"ns{support.VIF_ID_PREFIX}dmn"
     try:
         nova_docker.privsep.netns.create_veth(tap, peer, 1400, False)
-        nova_docker.privsep.netns.move_to_netns(peer, pid, "eth0")
+        nova_docker.privsep.netns.move_to_netns(peer, cid, pid, "eth0")
         nova_docker.privsep.netns.configure_link(
+            cid,
             pid,
             "eth0",
             "fa:16:3e:d7:01:01",
@@ -57,7 +60,7 @@ def test_daemon_can_give_a_container_a_configured_interface(containers, daemon):
             [("0.0.0.0/0", "10.250.8.1")],
         )
 
-        links = nova_docker.privsep.netns.link_addresses(pid)
+        links = nova_docker.privsep.netns.link_addresses(cid, pid)
         _code, routes = container.exec_run(["ip", "route"])
     finally:
         nova_docker.privsep.netns.delete_link(tap)
@@ -65,7 +68,7 @@ def test_daemon_can_give_a_container_a_configured_interface(containers, daemon):
     assert CONTEXT.channel is not None  # it really went through the daemon
     assert links["eth0"] == "fa:16:3e:d7:01:01"
     assert b"default via 10.250.8.1 dev eth0" in routes
-    assert set(nova_docker.privsep.netns.link_addresses(pid)) == {"lo"}
+    assert support.links_in(container) == {"lo"}
 
 
 def test_daemon_can_add_and_remove_the_forward_rule(daemon):
@@ -79,3 +82,18 @@ def test_daemon_can_add_and_remove_the_forward_rule(daemon):
 
     assert rules.count(f"nova-docker {bridge}") == 2  # once per family
     assert f"nova-docker {bridge}" not in support.forward_rules()
+
+
+def test_daemon_refuses_a_host_process_and_the_caller_sees_why(containers, daemon):
+    container = containers()
+    with subprocess.Popen(["sleep", "300"]) as sleeper:
+        try:
+            with pytest.raises(nova_docker.privsep.netns.NetnsRefused) as info:
+                nova_docker.privsep.netns.link_addresses(container.id, sleeper.pid)
+        finally:
+            sleeper.kill()
+
+    assert CONTEXT.channel is not None
+    assert info.value.errno == errno.EPERM
+    assert f"pid {sleeper.pid} for container {container.id}" in str(info.value)
+    assert "not in the container's cgroup" in str(info.value)

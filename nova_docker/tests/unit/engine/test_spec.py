@@ -98,3 +98,66 @@ def test_hostname_is_cut_to_63_characters_and_falls_back():
     assert spec.hostname_for("a" * 70, "nova-x") == "a" * 63
     assert spec.hostname_for(None, "nova-x") == "nova-x"
     assert spec.hostname_for("web-", "nova-x") == "web"
+
+
+SECOND = 1_000_000_000
+IMAGE_CHECK = {"Test": ["CMD-SHELL", "true"], "Interval": 1, "Timeout": 1, "Retries": 3}
+
+
+def test_containers_are_created_with_healthchecks_off_by_default():
+    assert make_spec().create_kwargs()["healthcheck"] == {"test": ["NONE"]}
+
+
+@pytest.mark.parametrize(
+    "image_check",
+    [None, {}, IMAGE_CHECK, {"Test": ["NONE"]}],
+)
+def test_image_healthcheck_is_off_unless_the_operator_allows_it(image_check):
+    assert spec.healthcheck_for(image_check, False, 30) == {"test": ["NONE"]}
+
+
+def test_allowed_image_healthcheck_is_kept_with_its_durations_raised():
+    check = spec.healthcheck_for(IMAGE_CHECK, allowed=True, min_interval=30)
+    assert check == {
+        "test": ["CMD-SHELL", "true"],
+        "interval": 30 * SECOND,
+        "timeout": 30 * SECOND,
+    }
+
+
+def test_allowed_image_healthcheck_keeps_durations_above_the_floor():
+    slow = {"Test": ["CMD", "true"], "Interval": 600 * SECOND, "Timeout": 45 * SECOND}
+    check = spec.healthcheck_for(slow, allowed=True, min_interval=30)
+    assert check["interval"] == 600 * SECOND
+    assert check["timeout"] == 45 * SECOND
+
+
+def test_unset_durations_mean_the_engines_30s_and_are_raised_past_it():
+    check = spec.healthcheck_for({"Test": ["CMD", "true"]}, True, min_interval=60)
+    assert check["interval"] == check["timeout"] == 60 * SECOND
+    check = spec.healthcheck_for({"Test": ["CMD", "true"]}, True, min_interval=5)
+    assert check["interval"] == check["timeout"] == 30 * SECOND
+
+
+def test_a_start_period_the_image_sets_is_raised_and_none_is_added():
+    with_period = {**IMAGE_CHECK, "StartPeriod": 1}
+    assert spec.healthcheck_for(with_period, True, 30)["start_period"] == 30 * SECOND
+    assert "start_period" not in spec.healthcheck_for(IMAGE_CHECK, True, 30)
+
+
+def test_an_image_healthcheck_with_a_start_interval_stays_off():
+    # The SDK cannot send a start interval; the engine would take the image's.
+    quick_start = {**IMAGE_CHECK, "StartPeriod": SECOND, "StartInterval": 1}
+    assert spec.healthcheck_for(quick_start, True, 30) == {"test": ["NONE"]}
+
+
+@pytest.mark.parametrize("image_check", [None, {}, {"Test": []}, {"Test": ["NONE"]}])
+def test_an_image_without_a_healthcheck_gets_none_even_when_allowed(image_check):
+    assert spec.healthcheck_for(image_check, True, 30) == {"test": ["NONE"]}
+
+
+def test_healthcheck_results_are_not_shared_between_containers():
+    first = spec.healthcheck_for(None, False, 30)
+    first["test"].append("x")
+    assert spec.healthcheck_for(None, False, 30) == {"test": ["NONE"]}
+    assert make_spec().healthcheck == {"test": ["NONE"]}

@@ -23,11 +23,20 @@ import pytest
 
 from nova_docker.engine import naming
 from nova_docker.exception import InvalidImageTarball
+from nova_docker.image import layers
 from nova_docker.image import tarball
 from nova_docker.tests import tarcraft
 
 REF = "nova-glance:abc"
-LAYER = b"layer-bytes" * 100
+LAYER = tarcraft.archive(tarcraft.member("etc/motd", b"hello" * 200))
+LAYER_EXPANDS_TO = layers.ENTRY_OVERHEAD + 1000
+
+
+def layer_of(size: int, fill: bytes = b"L") -> bytes:
+    """A layer tar of one file of ``size`` bytes."""
+    return tarcraft.archive(tarcraft.member("f", fill * size))
+
+
 OUR_LABEL = naming.HOST_LABEL
 
 
@@ -63,12 +72,15 @@ def image(*extra: bytes, cfg: bytes | None = None, mf: bytes | None = None) -> b
     )
 
 
-def rebuild(data: bytes, scrub: bool = False) -> dict[str, bytes | None]:
+def rebuild(
+    data: bytes, scrub: bool = False, limit: int = 1 << 40
+) -> dict[str, bytes | None]:
     out = io.BytesIO()
+    budget = layers.Budget(limit, "the test's limit")
     if scrub:
-        tarball.scrub(io.BytesIO(data), out)
+        tarball.scrub(io.BytesIO(data), out, budget)
     else:
-        tarball.retag(io.BytesIO(data), out, REF)
+        tarball.retag(io.BytesIO(data), out, REF, budget)
     with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
         assert all(not m.issym() and not m.pax_headers for m in tar.getmembers())
         return {m.name: tar.extractfile(m).read() if m.isfile() else None for m in tar}
@@ -100,7 +112,10 @@ def test_image_volumes_and_our_labels_do_not_reach_the_engine():
     result = rebuild(image(cfg=cfg))
     written = json.loads(result[written_manifest(result)["Config"]])
     assert "Volumes" not in written["config"]
-    assert written["config"]["Labels"] == {"app": "web"}
+    assert written["config"]["Labels"] == {
+        "app": "web",
+        naming.EXPANDED_BYTES_LABEL: str(LAYER_EXPANDS_TO),
+    }
     assert written["container_config"]["Labels"] == {}
     assert written["config"]["Cmd"] == ["sh"]
 
@@ -139,11 +154,10 @@ def test_oci_files_and_v1_metadata_are_dropped():
 
 
 def test_large_layers_stream_and_many_small_ones_still_fit():
-    big = b"B" * (3 << 20)
+    big = layer_of(3 << 20)
     smalls = [f"s{i}/layer.tar" for i in range(20)]
-    members = [
-        tarcraft.member(name, bytes([i]) * (1 << 20)) for i, name in enumerate(smalls)
-    ]
+    small_layers = [layer_of((1 << 20) - 2048, bytes([65 + i])) for i in range(20)]
+    members = [tarcraft.member(n, d) for n, d in zip(smalls, small_layers, strict=True)]
     mf = manifest(layers=("big/layer.tar", *smalls))
     data = tarcraft.archive(
         tarcraft.member("big/layer.tar", big),
@@ -153,7 +167,7 @@ def test_large_layers_stream_and_many_small_ones_still_fit():
     )
     result = rebuild(data)
     assert result["big/layer.tar"] == big
-    assert all(result[name] == bytes([i]) * (1 << 20) for i, name in enumerate(smalls))
+    assert [result[name] for name in smalls] == small_layers
 
 
 def test_a_root_directory_entry_is_accepted():
@@ -193,7 +207,7 @@ def test_an_explicit_directory_after_its_files_is_accepted():
         ([tarcraft.member("./c.json", b"{}")], "'c.json' appears twice"),
         ([tarcraft.member("x/", b"")], "has a directory's name"),
         ([tarcraft.member("n", kind=tarfile.LNKTYPE, linkname="c.json")], "hard link"),
-        ([tarcraft.member("big", b"x" * (2 << 20))], "'big' is not a layer"),
+        ([tarcraft.member("big", layer_of(2 << 20))], "'big' is not a layer"),
     ],
 )
 def test_unsafe_archives_are_refused_with_the_member_named(extra, message):
@@ -277,3 +291,42 @@ def test_truncation_anywhere_is_reported_as_truncated():
     for cut in range(0, len(data) - 1, 700):
         with pytest.raises(InvalidImageTarball, match="truncated"):
             rebuild(data[:cut])
+
+
+def test_the_expanded_size_is_recorded_on_the_image():
+    result = rebuild(image())
+    labels = json.loads(result[written_manifest(result)["Config"]])["config"]["Labels"]
+    assert labels == {naming.EXPANDED_BYTES_LABEL: str(LAYER_EXPANDS_TO)}
+
+
+def test_a_forged_expanded_size_label_is_replaced():
+    cfg = config(Labels={naming.EXPANDED_BYTES_LABEL: "1"})
+    result = rebuild(image(cfg=cfg))
+    labels = json.loads(result[written_manifest(result)["Config"]])["config"]["Labels"]
+    assert labels[naming.EXPANDED_BYTES_LABEL] == str(LAYER_EXPANDS_TO)
+
+
+def test_a_layer_listed_twice_is_counted_twice():
+    mf = manifest(layers=("l1/layer.tar", "l1/layer.tar"))
+    result = rebuild(image(cfg=config(layers=2), mf=mf))
+    labels = json.loads(result[written_manifest(result)["Config"]])["config"]["Labels"]
+    assert labels[naming.EXPANDED_BYTES_LABEL] == str(2 * LAYER_EXPANDS_TO)
+    with pytest.raises(InvalidImageTarball, match="more than"):
+        rebuild(image(cfg=config(layers=2), mf=mf), limit=LAYER_EXPANDS_TO + 1)
+
+
+def test_an_image_past_the_limit_is_refused_naming_the_limit():
+    with pytest.raises(InvalidImageTarball, match="the test's limit"):
+        rebuild(image(), limit=LAYER_EXPANDS_TO - 1)
+
+
+def test_a_snapshot_past_the_limit_is_refused():
+    with pytest.raises(InvalidImageTarball, match="more than"):
+        rebuild(image(), scrub=True, limit=100)
+
+
+def test_a_snapshot_carries_no_expanded_size_label():
+    cfg = config(Labels={naming.EXPANDED_BYTES_LABEL: "5"})
+    result = rebuild(image(cfg=cfg), scrub=True)
+    labels = json.loads(result[written_manifest(result)["Config"]])["config"]["Labels"]
+    assert labels == {}

@@ -9,6 +9,10 @@ import pytest
 from nova_docker.network import exception
 from nova_docker.network import record
 from nova_docker.network import service
+from nova_docker.privsep import netns
+
+CID = "613d0c0c186339f6339b8283823f52ee769f6d6051e2f2911409ecdad5fd434e"
+TARGET = netns.NetnsTarget(CID, 42)
 
 INSTANCE = types.SimpleNamespace(uuid="0b0c9a52-56a1-4c8e-8f43-4f1f0c8a1e21")
 
@@ -20,11 +24,11 @@ class RecordingPlugger:
         self.calls: list[tuple] = []
         self.fail_unplug = fail_unplug
 
-    def plug(self, instance, network_info, pid):
-        self.calls.append(("plug", [v["id"] for v in network_info], pid))
+    def plug(self, instance, network_info, target):
+        self.calls.append(("plug", [v["id"] for v in network_info], target))
 
-    def plug_one(self, instance, vif, pid):
-        self.calls.append(("plug_one", vif["id"], pid))
+    def plug_one(self, instance, vif, target):
+        self.calls.append(("plug_one", vif["id"], target))
 
     def unplug(self, instance, network_info):
         self.calls.append(("unplug", [v["id"] for v in network_info]))
@@ -47,14 +51,14 @@ def ports(tmp_path) -> record.PortRecord:
     return record.PortRecord(str(tmp_path))
 
 
-def _networks(plugger, ports, pid: int = 42) -> service.InstanceNetworks:
-    return service.InstanceNetworks(plugger, lambda _instance: pid, ports)
+def _networks(plugger, ports, target=(CID, 42)) -> service.InstanceNetworks:
+    return service.InstanceNetworks(plugger, lambda _instance: target, ports)
 
 
 def test_plug_records_each_port_with_its_kind_before_plugging(ports) -> None:
     plugger = RecordingPlugger()
     _networks(plugger, ports).plug(INSTANCE, [_vif("a"), _vif("b", hybrid=True)])
-    assert plugger.calls == [("plug", ["a", "b"], 42)]
+    assert plugger.calls == [("plug", ["a", "b"], TARGET)]
     assert ports.ports(INSTANCE.uuid) == {"a": record.OVS, "b": record.HYBRID}
 
 
@@ -62,7 +66,7 @@ def test_nothing_is_plugged_or_recorded_while_the_container_is_stopped(
     ports,
 ) -> None:
     plugger = RecordingPlugger()
-    _networks(plugger, ports, pid=0).plug(INSTANCE, [_vif("a")])
+    _networks(plugger, ports, target=None).plug(INSTANCE, [_vif("a")])
     assert plugger.calls == []
     assert ports.ports(INSTANCE.uuid) == {}
 
@@ -101,7 +105,7 @@ def test_detach_forgets_the_port(ports) -> None:
     networks = _networks(plugger, ports)
     networks.attach(INSTANCE, _vif("a"))
     networks.detach(INSTANCE, _vif("a"))
-    assert plugger.calls == [("plug_one", "a", 42), ("unplug_one", "a")]
+    assert plugger.calls == [("plug_one", "a", TARGET), ("unplug_one", "a")]
     assert ports.ports(INSTANCE.uuid) == {}
 
 
@@ -110,4 +114,28 @@ def test_a_port_that_cannot_be_recorded_is_still_plugged(tmp_path) -> None:
     ports = record.PortRecord(str(tmp_path / "not-a-dir"))
     plugger = RecordingPlugger()
     _networks(plugger, ports).plug(INSTANCE, [_vif("a")])
-    assert plugger.calls == [("plug", ["a"], 42)]
+    assert plugger.calls == [("plug", ["a"], TARGET)]
+
+
+def test_the_target_is_pinned_once_per_plug_as_container_id_and_pid(ports) -> None:
+    asked = []
+
+    def target_of(instance):
+        asked.append(instance)
+        return (CID, 42)
+
+    plugger = RecordingPlugger()
+    networks = service.InstanceNetworks(plugger, target_of, ports)
+    networks.plug(INSTANCE, [_vif("a"), _vif("b")])
+    networks.attach(INSTANCE, _vif("c"))
+
+    assert asked == [INSTANCE, INSTANCE]
+    assert all(isinstance(call[-1], netns.NetnsTarget) for call in plugger.calls)
+    assert plugger.calls[0][-1] == netns.NetnsTarget(CID, 42)
+
+
+def test_nothing_is_attached_while_the_container_is_stopped(ports) -> None:
+    plugger = RecordingPlugger()
+    _networks(plugger, ports, target=None).attach(INSTANCE, _vif("a"))
+    assert plugger.calls == []
+    assert ports.ports(INSTANCE.uuid) == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -15,9 +16,12 @@ from os_vif.objects import vif as osv_vif
 
 from nova_docker.network import exception
 from nova_docker.network import vifs
+from nova_docker.privsep import netns as real_netns
 from nova_docker.tests.unit.network import fakes
 
+CID = "613d0c0c186339f6339b8283823f52ee769f6d6051e2f2911409ecdad5fd434e"
 PID = 4242
+TARGET = real_netns.NetnsTarget(CID, PID)
 MAC = "fa:16:3e:00:00:01"
 
 objects.register_all()
@@ -45,13 +49,14 @@ def plugged_vif(seams: SimpleNamespace) -> osv_vif.VIFBase:
 
 
 def test_plug_builds_the_veth_and_hands_the_tap_to_os_vif(seams, instance):
-    vifs.VifPlugger("netdev").plug(instance, [fakes.dual_stack()], PID)
+    vifs.VifPlugger("netdev").plug(instance, [fakes.dual_stack()], TARGET)
 
     seams.netns.create_veth.assert_called_once_with(
         "tap0dd7a1b2-c3", "ns0dd7a1b2-c3", 1450, False
     )
-    seams.netns.move_to_netns.assert_called_once_with("ns0dd7a1b2-c3", PID, "eth0")
+    seams.netns.move_to_netns.assert_called_once_with("ns0dd7a1b2-c3", CID, PID, "eth0")
     seams.netns.configure_link.assert_called_once_with(
+        CID,
         PID,
         "eth0",
         MAC,
@@ -72,7 +77,7 @@ def test_replug_of_a_new_namespace_drops_the_stale_ovs_port_first(seams, instanc
     order.attach_mock(seams.netns.create_veth, "create_veth")
     order.attach_mock(seams.os_vif.plug, "plug")
 
-    vifs.VifPlugger().plug(instance, [fakes.dual_stack()], PID)
+    vifs.VifPlugger().plug(instance, [fakes.dual_stack()], TARGET)
 
     assert [c[0] for c in order.mock_calls] == ["unplug", "create_veth", "plug"]
 
@@ -80,7 +85,7 @@ def test_replug_of_a_new_namespace_drops_the_stale_ovs_port_first(seams, instanc
 def test_plugging_a_plugged_vif_only_reapplies_configuration(seams, instance):
     seams.netns.link_addresses.return_value = {"lo": "", "eth0": MAC}
 
-    vifs.VifPlugger().plug(instance, [fakes.dual_stack()], PID)
+    vifs.VifPlugger().plug(instance, [fakes.dual_stack()], TARGET)
 
     seams.netns.create_veth.assert_not_called()
     seams.os_vif.unplug.assert_not_called()
@@ -92,7 +97,7 @@ def test_name_held_by_another_port_is_refused(seams, instance):
     seams.netns.link_addresses.return_value = {"eth0": "fa:16:3e:99:99:99"}
 
     with pytest.raises(exception.VifPlugError, match="another port"):
-        vifs.VifPlugger().plug(instance, [fakes.dual_stack()], PID)
+        vifs.VifPlugger().plug(instance, [fakes.dual_stack()], TARGET)
     seams.netns.create_veth.assert_not_called()
 
 
@@ -100,7 +105,7 @@ def test_binding_datapath_wins_and_system_keeps_checksum_offload(seams, instance
     details = {"ovs_hybrid_plug": False, "datapath_type": "system"}
     vif = fakes.dual_stack(details=details)
 
-    vifs.VifPlugger("netdev").plug(instance, [vif], PID)
+    vifs.VifPlugger("netdev").plug(instance, [vif], TARGET)
 
     assert plugged_vif(seams).port_profile.datapath_type == "system"
     assert seams.netns.create_veth.call_args.args[3] is True
@@ -109,7 +114,7 @@ def test_binding_datapath_wins_and_system_keeps_checksum_offload(seams, instance
 def test_hybrid_plug_bridges_the_tap_and_opens_forwarding(seams, instance):
     vif = fakes.dual_stack(details={"ovs_hybrid_plug": True, "port_filter": True})
 
-    vifs.VifPlugger().plug(instance, [vif], PID)
+    vifs.VifPlugger().plug(instance, [vif], TARGET)
 
     assert isinstance(plugged_vif(seams), osv_vif.VIFBridge)
     seams.os_vif.unplug.assert_not_called()
@@ -121,7 +126,7 @@ def test_hybrid_plug_bridges_the_tap_and_opens_forwarding(seams, instance):
 
 def test_plug_returns_the_plan_with_resolv_conf(seams, instance):
     net_plan = vifs.VifPlugger().plug(
-        instance, [fakes.dual_stack()], PID, search=["example.org"]
+        instance, [fakes.dual_stack()], TARGET, search=["example.org"]
     )
 
     assert net_plan.resolv_conf() == (
@@ -151,7 +156,7 @@ def test_os_vif_failure_becomes_vif_plug_error_with_the_cause(seams, instance):
     seams.os_vif.plug.side_effect = cause
 
     with pytest.raises(exception.VifPlugError) as info:
-        vifs.VifPlugger().plug(instance, [fakes.dual_stack()], PID)
+        vifs.VifPlugger().plug(instance, [fakes.dual_stack()], TARGET)
 
     assert info.value.__cause__ is cause
     assert "ovsdb unreachable" in str(info.value)
@@ -162,7 +167,7 @@ def test_vanished_container_process_becomes_vif_plug_error(seams, instance):
     seams.netns.link_addresses.side_effect = FileNotFoundError("/proc/4242/ns/net")
 
     with pytest.raises(exception.VifPlugError, match="plug"):
-        vifs.VifPlugger().plug_one(instance, fakes.dual_stack(), PID)
+        vifs.VifPlugger().plug_one(instance, fakes.dual_stack(), TARGET)
 
 
 def test_unplug_failure_becomes_vif_plug_error(seams, instance):
@@ -176,7 +181,7 @@ def test_unsupported_vif_type_is_refused(seams, instance):
     vif = fakes.dual_stack(type="vhostuser", details={})
 
     with pytest.raises(exception.VifPlugError):
-        vifs.VifPlugger().plug(instance, [vif], PID)
+        vifs.VifPlugger().plug(instance, [vif], TARGET)
     seams.netns.create_veth.assert_not_called()
 
 
@@ -184,14 +189,14 @@ def test_attach_takes_the_lowest_free_name_without_default_routes(seams, instanc
     seams.netns.link_addresses.return_value = {"lo": "", "eth0": "x", "eth2": "y"}
     vif = fakes.dual_stack(fakes.OTHER_ID, mac="fa:16:3e:00:00:02")
 
-    link = vifs.VifPlugger().plug_one(instance, vif, PID)
+    link = vifs.VifPlugger().plug_one(instance, vif, TARGET)
 
     assert link.ifname == "eth1"
     assert not any(route.is_default for route in link.routes)
 
 
 def test_attach_as_eth0_gets_the_default_routes(seams, instance):
-    link = vifs.VifPlugger().plug_one(instance, fakes.dual_stack(), PID)
+    link = vifs.VifPlugger().plug_one(instance, fakes.dual_stack(), TARGET)
 
     assert link.ifname == "eth0"
     assert sum(route.is_default for route in link.routes) == 2
@@ -200,7 +205,7 @@ def test_attach_as_eth0_gets_the_default_routes(seams, instance):
 def test_attaching_an_attached_port_keeps_its_name(seams, instance):
     seams.netns.link_addresses.return_value = {"eth0": "x", "eth3": MAC}
 
-    link = vifs.VifPlugger().plug_one(instance, fakes.dual_stack(), PID)
+    link = vifs.VifPlugger().plug_one(instance, fakes.dual_stack(), TARGET)
 
     assert link.ifname == "eth3"
     seams.netns.create_veth.assert_not_called()
@@ -209,7 +214,7 @@ def test_attaching_an_attached_port_keeps_its_name(seams, instance):
 def test_network_info_as_plain_json_is_accepted(seams, instance):
     as_json = json.loads(model.NetworkInfo([fakes.dual_stack()]).json())
 
-    vifs.VifPlugger().plug(instance, as_json, PID)
+    vifs.VifPlugger().plug(instance, as_json, TARGET)
 
     seams.os_vif.plug.assert_called_once()
 
@@ -241,5 +246,33 @@ def test_malformed_network_info_becomes_vif_plug_error(seams, instance):
     broken[0]["network"]["subnets"][0]["cidr"] = "not-a-cidr"
 
     with pytest.raises(exception.VifPlugError, match="plan"):
-        vifs.VifPlugger().plug(instance, broken, PID)
+        vifs.VifPlugger().plug(instance, broken, TARGET)
     seams.netns.create_veth.assert_not_called()
+
+
+def test_a_refused_namespace_fails_the_plug_naming_pid_and_container(seams, instance):
+    seams.netns.link_addresses.side_effect = real_netns._refusal(
+        errno.EPERM, CID, PID, "the process is not in the container's cgroup"
+    )
+
+    with pytest.raises(exception.VifPlugError) as info:
+        vifs.VifPlugger().plug(instance, [fakes.dual_stack()], TARGET)
+
+    assert f"pid {PID} for container {CID}" in str(info.value)
+    assert "cgroup" in str(info.value)
+    seams.netns.link_addresses.assert_called_once_with(CID, PID)
+    seams.netns.create_veth.assert_not_called()
+    seams.netns.configure_link.assert_not_called()
+    seams.os_vif.plug.assert_not_called()
+
+
+def test_every_netns_call_of_a_plug_names_the_pinned_container(seams, instance):
+    vifs.VifPlugger().plug(instance, [fakes.dual_stack()], TARGET)
+
+    for call in (
+        seams.netns.link_addresses,
+        seams.netns.move_to_netns,
+        seams.netns.configure_link,
+    ):
+        assert CID in call.call_args.args
+        assert PID in call.call_args.args
