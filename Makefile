@@ -19,17 +19,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Not an editable install on purpose: an editable finder for our
-# ``nova.virt.docker`` shim would shadow the real ``nova`` package.
+# Both distributions: the driver (nova-docker, the root) and the all-in-one
+# launcher (nova-docker-aio, in aio/).  Not an editable install on purpose:
+# an editable finder for our ``nova.virt.docker`` shim would shadow the real
+# ``nova`` package.  setuptools builds in build/ and would ship files left
+# there by an earlier build (a moved or deleted module), so it goes first.
 venv: $(BIN)/python
-	$(BIN)/pip install -q '.[test,aio]'
+	rm -rf build aio/build
+	$(BIN)/pip install -q '.[test]' ./aio
 
 test: engine venv
 	CI=$${CI:-} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check nova_docker nova bench
+	$(BIN)/ruff format --check nova_docker nova bench aio
 
 genconfig: venv
 	$(BIN)/oslo-config-generator --namespace nova_docker \
@@ -50,4 +54,4 @@ bench-smoke: engine venv
 	$(BIN)/python -m bench --quick --out bench/results/smoke.json
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info aio/build aio/*.egg-info

@@ -1,31 +1,26 @@
 """The two clouds a run compares: this driver, and Nova's fake driver.
 
-Each is a private all-in-one cloud (own state dir under /tmp, own loopback
-ports, own compute host name), started with the launcher exactly as the
-end-to-end tests start theirs; then its Nova process is swapped for
-:mod:`bench.probe`, which is the same Nova plus measuring hooks.  ``down``
-stops it by PID and removes its containers and its Glance images' copies.
+Each is a :class:`~nova_docker_aio.private.PrivateCloud` (own state dir
+under /tmp, own loopback ports, own compute host name), the same the
+end-to-end tests bring up; then its Nova process is swapped for
+:mod:`bench.probe`, which is the same Nova plus measuring hooks.  Bringing it
+down stops it by PID and removes its containers and its Glance images'
+copies.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import socket
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import openstack
-import yaml
-
-from nova_docker.aio import cloud as aio_cloud
-from nova_docker.aio import procs
-from nova_docker.aio.launch import free_port_base
-from nova_docker.aio.launch import run_cli
-from nova_docker.aio.layout import Layout
+from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
+from nova_docker_aio.clouds_yaml import DEMO_CLOUD
+from nova_docker_aio.private import PrivateCloud
+from nova_docker_aio.services import nova
 
 FIRST_PORT_BASE = 25300
 UP_TIMEOUT = 900
@@ -37,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @dataclasses.dataclass
 class BenchCloud:
     driver: str
-    layout: Layout
+    private: PrivateCloud
     conn: Any = None
     flavor_id: str = ""
     #: Glance image ID of the busybox base image, once uploaded.
@@ -45,14 +40,14 @@ class BenchCloud:
 
     @property
     def host(self) -> str:
-        return self.layout.compute_host
+        return self.private.compute_host
 
     @property
     def control_socket(self) -> Path:
-        return self.layout.run / "bench-probe.sock"
+        return self.private.layout.socket("bench-probe")
 
     def nova_pid(self) -> int:
-        pid = procs.read_pid(self.layout.pidfile("nova"))
+        pid = self.private.pid("nova")
         if pid is None:
             raise RuntimeError(f"the {self.driver} cloud's Nova is not running")
         return pid
@@ -68,20 +63,17 @@ class BenchCloud:
             raise RuntimeError(f"probe {op}: {answer['error']}")
         return answer
 
-    def connect(self, name: str) -> Any:
-        settings = yaml.safe_load(self.layout.clouds_yaml.read_text())["clouds"][name]
-        return openstack.connect(load_yaml_config=False, load_envvars=False, **settings)
 
-
-def _swap_in_probe(layout: Layout) -> None:
+def _swap_in_probe(cloud: BenchCloud) -> None:
     """Replace the launcher's Nova process by :mod:`bench.probe`, under the
     same pid file, so ``nova-docker-aio down`` still stops it."""
-    procs.stop(layout.pidfile("nova"), timeout=30)
-    aio_cloud.start_nova(
+    layout = cloud.private.layout
+    nova.stop_process(layout)
+    nova.start_process(
         layout,
         with_neutron=False,
         runner="bench.probe",
-        extra_args=["--control-socket", str(layout.run / "bench-probe.sock")],
+        extra_args=["--control-socket", str(cloud.control_socket)],
         extra_env={"PYTHONPATH": str(REPO_ROOT)},
         timeout=180,
     )
@@ -89,34 +81,24 @@ def _swap_in_probe(layout: Layout) -> None:
 
 def _prepare(cloud: BenchCloud) -> None:
     """As admin: no quotas in the way, and the benchmark flavor."""
-    admin = cloud.connect("aio-admin")
+    admin = cloud.private.connect(ADMIN_CLOUD)
     admin.set_compute_quotas("demo", instances=-1, cores=-1, ram=-1)
     flavor = admin.compute.find_flavor(FLAVOR["name"])
     cloud.flavor_id = (flavor or admin.compute.create_flavor(**FLAVOR)).id
     admin.close()
-    cloud.conn = cloud.connect("aio-demo")
+    cloud.conn = cloud.private.connect(DEMO_CLOUD)
 
 
 def _up(cloud: BenchCloud) -> None:
-    # No Neutron in either cloud: servers boot with --nic none, and Nova's
-    # floor is measured on the same kind of cloud.
-    args = ["up", "--driver", cloud.driver, "--no-neutron"]
-    run_cli(cloud.layout.root, cloud.layout.port_base, *args, timeout=UP_TIMEOUT)
-    _swap_in_probe(cloud.layout)
+    cloud.private.up()
+    _swap_in_probe(cloud)
     _prepare(cloud)
 
 
-def _down(cloud: BenchCloud, keep_logs: Path | None) -> None:
-    try:
-        if cloud.conn is not None:
-            cloud.conn.close()
-        run_cli(cloud.layout.root, cloud.layout.port_base, "down", timeout=300)
-    finally:
-        if keep_logs is not None and cloud.layout.logs.is_dir():
-            target = keep_logs / cloud.driver
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(cloud.layout.logs, target)
-        shutil.rmtree(cloud.layout.root, ignore_errors=True)
+def _down(cloud: BenchCloud) -> None:
+    if cloud.conn is not None:
+        cloud.conn.close()
+    cloud.private.close()
 
 
 class Clouds:
@@ -126,14 +108,20 @@ class Clouds:
     def __init__(self, drivers: list[str], keep_logs: Path | None = None) -> None:
         """``keep_logs``: where each cloud's log dir is copied before its
         state dir goes (``<keep_logs>/<driver>/``)."""
-        self.keep_logs = keep_logs
         self.by_driver: dict[str, BenchCloud] = {}
         base = FIRST_PORT_BASE
         for driver in drivers:
-            base = free_port_base(base)
-            root = Path(tempfile.mkdtemp(prefix=f"nova-docker-bench-{driver}-"))
-            self.by_driver[driver] = BenchCloud(driver, Layout(root, base))
-            base += 10
+            private = PrivateCloud.create(
+                f"nova-docker-bench-{driver}-",
+                base,
+                # No Neutron in either cloud: servers boot with --nic none,
+                # and Nova's floor is measured on the same kind of cloud.
+                up_args=("--driver", driver, "--no-neutron"),
+                up_timeout=UP_TIMEOUT,
+                keep_logs=keep_logs / driver if keep_logs else None,
+            )
+            self.by_driver[driver] = BenchCloud(driver, private)
+            base = private.layout.port_base + 10
 
     def __enter__(self) -> Clouds:
         try:
@@ -144,7 +132,7 @@ class Clouds:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._each(lambda cloud: _down(cloud, self.keep_logs))
+        self._each(_down)
 
     def _each(self, work: Any) -> None:
         clouds = list(self.by_driver.values())

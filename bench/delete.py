@@ -11,23 +11,23 @@ from bench import servers
 from bench.clouds import BenchCloud
 from bench.context import Context
 from bench.stats import Figure
+from nova_docker.engine import naming
+from nova_docker_aio import poll
 
 POLL = 0.1
-UUID_LABEL = "org.openstack.nova.instance-uuid"
-HOST_LABEL = "org.openstack.nova.host"
 
 
 def _containers_gone(ctx: Context, cloud: BenchCloud, ids: list[str]) -> None:
     wanted = set(ids)
-    deadline = time.monotonic() + servers.TIMEOUT
-    while time.monotonic() < deadline:
-        found = ctx.engine.api.containers(
-            all=True, filters={"label": f"{HOST_LABEL}={cloud.host}"}
-        )
-        if not {c["Labels"].get(UUID_LABEL) for c in found} & wanted:
-            return
-        time.sleep(POLL)
-    raise RuntimeError(f"containers of {cloud.driver} servers still there")
+    label = f"{naming.HOST_LABEL}={cloud.host}"
+
+    def gone() -> bool:
+        found = ctx.engine.api.containers(all=True, filters={"label": label})
+        return not {c["Labels"].get(naming.UUID_LABEL) for c in found} & wanted
+
+    poll.until(
+        gone, f"containers of {cloud.driver} servers gone", servers.TIMEOUT, POLL
+    )
 
 
 def _ensure(ctx: Context, cloud: BenchCloud, n: int) -> list[str]:

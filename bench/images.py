@@ -10,7 +10,8 @@ from typing import Any
 
 from bench.engine import RUN_LABEL
 from bench.engine import RawEngine
-from nova_docker.aio import demo_image
+from nova_docker_aio import images
+from nova_docker_aio import poll
 
 #: busybox ``sleep`` as PID 1: about 1 MiB per container and no wake-ups.
 #: It has no TERM handler, which costs nothing here: deletes kill.
@@ -19,16 +20,9 @@ UPLOAD_TIMEOUT = 900
 
 
 def base_image(engine: RawEngine) -> str:
-    """``docker import`` of static busybox; returns the ref."""
-    demo_image.ensure_busybox()
-    repository, tag = "nova-docker-bench", engine.run_id
-    engine.api.import_image_from_data(
-        demo_image.rootfs_tar(),
-        repository=repository,
-        tag=tag,
-        changes=[f"CMD {json.dumps(SLEEP_CMD)}"],
-    )
-    return engine.track_image(f"{repository}:{tag}")
+    """``docker import`` of static busybox, tagged with the run; its ref."""
+    ref = images.build("nova-docker-bench", SLEEP_CMD, tag=engine.run_id)
+    return engine.track_image(ref)
 
 
 def layered_image(engine: RawEngine, base: str, layers: int, mib: int) -> str:
@@ -101,8 +95,10 @@ def upload_timed(conn: Any, name: str, path: Path) -> tuple[str, float]:
     started = time.monotonic()
     with open(path, "rb") as data:
         image.upload(conn.image, data=data, size=path.stat().st_size)
-    while conn.image.get_image(image.id).status != "active":
-        if time.monotonic() - started > UPLOAD_TIMEOUT:
-            raise RuntimeError(f"Glance image {image.id} not active")
-        time.sleep(0.05)
+    poll.until(
+        lambda: conn.image.get_image(image.id).status == "active",
+        f"Glance image {image.id} is active",
+        UPLOAD_TIMEOUT,
+        interval=0.05,
+    )
     return image.id, time.monotonic() - started

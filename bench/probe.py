@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nova_docker.aio import nova_runner
+from nova_docker_aio import nova_runner
+from nova_docker_aio import poll
 
 #: IDs and names in engine paths, folded so that calls group by kind.
 _ID_SEGMENT = re.compile(r"/(containers|images|exec)/(?!json$|create$|load$)[^/]+")
@@ -107,11 +108,12 @@ class Probe:
         from nova import context  # noqa: PLC0415
 
         self._manager._sync_power_states(context.get_admin_context())
-        while True:
+
+        def finished() -> bool:
             with self._manager.syncs_in_progress() as syncs:
-                if not syncs:
-                    return
-            time.sleep(0.005)
+                return not syncs
+
+        poll.until(finished, "the power-state syncs finish", 600, interval=0.005)
 
     def _update_available_resource(self) -> None:
         from nova import context  # noqa: PLC0415

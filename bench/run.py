@@ -22,6 +22,7 @@ from bench import delete
 from bench import density
 from bench import image_import
 from bench import images
+from bench import log_flood
 from bench import report
 from bench import snapshot
 from bench.clouds import Clouds
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[Context], None]] = {
     "burst": burst.run,
     "delete": delete.run,
     "density": density.run,
+    "log_flood": log_flood.run,
 }
 #: The smoke: every benchmark once, tiny.
 QUICK = Options(

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench.clouds import BenchCloud
+from nova_docker_aio import poll
 
 #: Seconds between polls of one server, and of a list of servers.
 POLL_ONE = 0.025
@@ -39,15 +40,13 @@ def _fault(server: Any) -> str:
 
 
 def wait_active(cloud: BenchCloud, server_id: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
+    def active() -> bool:
         server = cloud.conn.compute.get_server(server_id)
-        if server.status == "ACTIVE":
-            return
         if server.status == "ERROR":
             raise BootFailed(f"server {server_id} went to ERROR: {_fault(server)}")
-        time.sleep(POLL_ONE)
-    raise BootFailed(f"server {server_id} not ACTIVE after {TIMEOUT}s")
+        return server.status == "ACTIVE"
+
+    poll.until(active, f"server {server_id} is ACTIVE", TIMEOUT, POLL_ONE)
 
 
 def boot_timed(cloud: BenchCloud, name: str, image_id: str = "") -> tuple[str, float]:
@@ -65,9 +64,10 @@ def _ids(cloud: BenchCloud, prefix: str, status: str) -> list[str]:
 
 def wait_all_active(cloud: BenchCloud, prefix: str, count: int) -> list[str]:
     """Until ``count`` servers named ``prefix*`` are ACTIVE; their IDs."""
-    deadline = time.monotonic() + TIMEOUT
     polls = 0
-    while time.monotonic() < deadline:
+
+    def all_active() -> list[str]:
+        nonlocal polls
         active = _ids(cloud, prefix, "ACTIVE")
         if len(active) >= count:
             return active
@@ -75,8 +75,9 @@ def wait_all_active(cloud: BenchCloud, prefix: str, count: int) -> list[str]:
         if polls % 8 == 0 and _ids(cloud, prefix, "ERROR"):
             failed = next(cloud.conn.compute.servers(name=f"^{prefix}", status="ERROR"))
             raise BootFailed(f"{failed.name} went to ERROR: {_fault(failed)}")
-        time.sleep(POLL_MANY)
-    raise BootFailed(f"{prefix}*: not {count} ACTIVE after {TIMEOUT}s")
+        return []
+
+    return poll.until(all_active, f"{count} {prefix}* ACTIVE", TIMEOUT, POLL_MANY)
 
 
 def boot_many(cloud: BenchCloud, prefix: str, count: int) -> tuple[list[str], float]:
@@ -98,13 +99,11 @@ def delete_all(cloud: BenchCloud, server_ids: list[str], workers: int = 10) -> N
 def wait_deleted(cloud: BenchCloud, server_ids: list[str]) -> None:
     """Until Nova no longer lists any of these servers."""
     wanted = set(server_ids)
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        left = {s.id for s in cloud.conn.compute.servers(details=False)} & wanted
-        if not left:
-            return
-        time.sleep(POLL_MANY)
-    raise RuntimeError(f"{len(left)} servers not deleted after {TIMEOUT}s")
+
+    def gone() -> bool:
+        return not {s.id for s in cloud.conn.compute.servers(details=False)} & wanted
+
+    poll.until(gone, f"{len(wanted)} servers deleted", TIMEOUT, POLL_MANY)
 
 
 def remove(cloud: BenchCloud, server_ids: list[str]) -> None:

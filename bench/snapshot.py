@@ -16,6 +16,7 @@ from bench import servers
 from bench.context import Context
 from bench.stats import Figure
 from bench.stats import median
+from nova_docker_aio import poll
 
 POLL = 0.1
 
@@ -51,15 +52,13 @@ def _glance_upload(ctx: Context, tarball: Path) -> float:
 
 
 def _wait_image_active(ctx: Context, image_id: str) -> None:
-    deadline = time.monotonic() + servers.TIMEOUT
-    while time.monotonic() < deadline:
+    def active() -> bool:
         status = ctx.docker.conn.image.get_image(image_id).status
-        if status == "active":
-            return
         if status in ("killed", "deleted"):
             raise RuntimeError(f"snapshot {image_id} ended {status}")
-        time.sleep(POLL)
-    raise RuntimeError(f"snapshot {image_id} not active after {servers.TIMEOUT}s")
+        return status == "active"
+
+    poll.until(active, f"snapshot {image_id} is active", servers.TIMEOUT, POLL)
 
 
 def _ours(ctx: Context) -> float:

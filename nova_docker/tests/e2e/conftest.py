@@ -1,4 +1,5 @@
-"""A whole cloud for the end-to-end tests, started with the launcher.
+"""A whole cloud for the end-to-end tests: the launcher's
+:class:`~nova_docker_aio.private.PrivateCloud`, as the benchmarks use it.
 
 It gets its own state dir under /tmp and its own ports, so ``make test``
 passes while the demo cloud runs (``NOVA_DOCKER_E2E_CLOUD=STATE_DIR:PORT_BASE``
@@ -12,27 +13,28 @@ it over HTTP only, as a user.
 
 from __future__ import annotations
 
+import functools
 import os
-import shutil
-import signal
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import openstack
 import pytest
-import yaml
 
-from nova_docker.aio import demo_image
-from nova_docker.aio import ovs
-from nova_docker.aio.launch import free_port_base
-from nova_docker.aio.launch import run_cli
-from nova_docker.aio.layout import Layout
-from nova_docker.aio.procs import read_pid
-from nova_docker.aio.procs import reap
+from nova_docker.engine import naming
 from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
+from nova_docker_aio import engine
+from nova_docker_aio import images
+from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
+from nova_docker_aio.clouds_yaml import DEMO_CLOUD
+from nova_docker_aio.demo import DEMO_CMD
+from nova_docker_aio.private import PrivateCloud
+from nova_docker_aio.services import ovs
+
+if TYPE_CHECKING:
+    import docker
 
 FIRST_PORT_BASE = 25100
 UP_TIMEOUT = 600
@@ -51,59 +53,48 @@ running_deleted_instance_action = {action}
 """
 
 
-class Cloud:
-    """What the tests know about the cloud: how a user reaches it, and how
-    an operator restarts its Nova."""
+class Cloud(PrivateCloud):
+    """What the tests know about the cloud: how a user reaches it, how an
+    operator restarts its Nova, and what it left on the engine."""
 
-    def __init__(self, state: Path, base: int) -> None:
-        self.state = state
-        self.base = base
-        self.layout = Layout(root=state.resolve(), port_base=base)
-        self.clouds_yaml = state / "clouds.yaml"
-        self.engine = engine_support.engine_client()
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         #: Glance images the tests made; the engine's copies go at the end.
         self.glance_ids: list[str] = []
+
+    @functools.cached_property
+    def engine(self) -> docker.APIClient:
+        return engine_support.engine_client()
 
     def forget_engine_copies(self) -> None:
         """Remove the images the driver loaded from this cloud's Glance."""
         for image_id in self.glance_ids:
-            for found in self.engine.images(name=f"nova-glance:{image_id}"):
+            ref = naming.glance_image_ref(image_id)
+            for found in self.engine.images(name=ref):
                 self.engine.remove_image(found["Id"], force=True)
 
     @property
-    def compute_host(self) -> str:
-        return self.layout.compute_host
+    def clouds_yaml(self) -> Path:
+        return self.layout.clouds_yaml
 
     @property
     def nova_tmp(self) -> Path:
         """Nova's own temp dir (the launcher's ``TMPDIR`` for it)."""
-        return self.state / "nova" / "tmp"
+        return self.layout.tmp_dir("nova")
 
     def nova_log(self) -> str:
-        return self.layout.log("nova").read_text(errors="replace")
+        return self.log_text("nova")
 
-    def set_deleted_instance_action(self, action: str) -> None:
+    def set_deleted_instance_action(self, action: str = "reap") -> None:
         """Takes effect at the next (re)start of Nova."""
-        write_local_conf(self.state, action)
-
-    def restart_nova(self) -> None:
-        """``nova-docker-aio restart nova``: stop by PID, start again."""
-        run_cli(self.state, self.base, "restart", "nova", timeout=300)
+        self.write_local_conf(LOCAL_CONF.format(action=action))
 
     def nova_running(self) -> bool:
-        return read_pid(self.layout.pidfile("nova")) is not None
+        return self.pid("nova") is not None
 
     def kill_nova(self) -> None:
         """SIGKILL Nova's process, as a crash or the OOM killer would."""
-        pidfile = self.layout.pidfile("nova")
-        pid = read_pid(pidfile)
-        assert pid, "Nova is not running"
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while read_pid(pidfile) == pid and time.monotonic() < deadline:
-            reap(pid)
-            time.sleep(0.1)
-        assert read_pid(pidfile) != pid, f"Nova (pid {pid}) outlived SIGKILL"
+        self.kill("nova")
 
     def switch_ports(self) -> list[str]:
         """The ports on this cloud's integration bridge."""
@@ -128,23 +119,9 @@ class Cloud:
         self.glance_ids.append(created.id)
         return conn.image.wait_for_status(created, "active", wait=wait)
 
-    def connect(
-        self, name: str = "aio-demo", **options: str
-    ) -> openstack.connection.Connection:
-        settings = yaml.safe_load(self.clouds_yaml.read_text())["clouds"][name]
-        return openstack.connect(
-            load_yaml_config=False, load_envvars=False, **settings, **options
-        )
-
     def containers_of(self, server_id: str) -> list[dict]:
-        label = f"org.openstack.nova.instance-uuid={server_id}"
+        label = f"{naming.UUID_LABEL}={server_id}"
         return self.engine.containers(all=True, filters={"label": label})
-
-
-def write_local_conf(state: Path, action: str = "reap") -> None:
-    path = state / "etc" / "nova" / "local.conf"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(LOCAL_CONF.format(action=action))
 
 
 @pytest.fixture(scope="session")
@@ -152,36 +129,21 @@ def cloud() -> Iterator[Cloud]:
     engine_support.engine_client()  # skip, or fail under CI, without engine
     reuse = os.environ.get("NOVA_DOCKER_E2E_CLOUD")
     if reuse:
-        state_text, base_text = reuse.rsplit(":", 1)
-        made = Cloud(Path(state_text), int(base_text))
-        write_local_conf(made.state)
+        state, base = reuse.rsplit(":", 1)
+        made = Cloud.existing(Path(state), int(base))
+        made.set_deleted_instance_action()
         made.restart_nova()
-        yield made
-        made.forget_engine_copies()
-        return
-    state = Path(tempfile.mkdtemp(prefix="nova-docker-e2e-"))
-    base = free_port_base(FIRST_PORT_BASE)
-    made = None
+    else:
+        made = Cloud.create("nova-docker-e2e-", FIRST_PORT_BASE, up_timeout=UP_TIMEOUT)
+        made.set_deleted_instance_action()
     try:
-        write_local_conf(state)
-        run_cli(state, base, "up", timeout=UP_TIMEOUT)
-        made = Cloud(state, base)
-        yield made
+        with made:
+            yield made
     finally:
-        try:
-            run_cli(state, base, "down", timeout=300)
-            if made:
-                made.forget_engine_copies()
-        finally:
-            shutil.rmtree(state, ignore_errors=True)
-        left = _host_devices(state)
+        made.forget_engine_copies()
+    if made.owned:
+        left = made.host_devices()
         assert left == [], f"the cloud's host devices outlived its down: {left}"
-
-
-def _host_devices(state: Path) -> list[str]:
-    """Host devices named after this cloud (its OVS bridges' taps)."""
-    tag = Layout(root=state.resolve(), port_base=0).tag
-    return sorted(p.name for p in Path("/sys/class/net").iterdir() if tag in p.name)
 
 
 @pytest.fixture(scope="session")
@@ -195,38 +157,38 @@ def nova_back_up(cloud: Cloud) -> Iterator[None]:
     finds it running with the usual settings."""
     yield
     if not cloud.nova_running():
-        write_local_conf(cloud.state)
+        cloud.set_deleted_instance_action()
         cloud.restart_nova()
 
 
 @pytest.fixture(scope="session")
 def admin_conn(cloud: Cloud) -> openstack.connection.Connection:
     """The cloud's admin at compute 2.53 (services by ID, ``forced_down``)."""
-    return cloud.connect("aio-admin", compute_api_version="2.53")
+    return cloud.connect(ADMIN_CLOUD, compute_api_version="2.53")
 
 
 @pytest.fixture(scope="session")
 def image_ref(cloud: Cloud) -> Iterator[str]:
     """The demo image, built locally (never pulled)."""
-    ref = demo_image.build("nova-docker-e2e")
+    ref = images.build("nova-docker-e2e", DEMO_CMD)
     yield ref
-    cloud.engine.remove_image(ref, force=True)
+    engine.remove_image(ref)
 
 
 @pytest.fixture(scope="session")
 def user_conn(cloud: Cloud) -> openstack.connection.Connection:
     """The demo user at compute 2.56, the last microversion with injected
     files (``personality``)."""
-    return cloud.connect("aio-demo", compute_api_version="2.56")
+    return cloud.connect(DEMO_CLOUD, compute_api_version="2.56")
 
 
 @pytest.fixture(scope="session")
 def net_image(cloud: Cloud, user_conn) -> Iterator:
-    ref = demo_image.build("nova-docker-e2e-net", ["/bin/sh", "-c", support.NET_SCRIPT])
+    ref = images.build("nova-docker-e2e-net", ["/bin/sh", "-c", support.NET_SCRIPT])
     created = cloud.upload(user_conn, ref, "e2e-net-image")
     yield created
     user_conn.image.delete_image(created, ignore_missing=True)
-    cloud.engine.remove_image(ref, force=True)
+    engine.remove_image(ref)
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ change.
 from __future__ import annotations
 
 import base64
-import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
-import pytest
+from nova_docker_aio import poll
 
 FLAVOR = "c1.tiny"
 TIMEOUT = 300
@@ -52,15 +51,9 @@ def fetch(url: str) -> str | None:
 
 
 def eventually(check, what: str, timeout: float = 90):
-    """Poll ``check`` until it returns something true; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"after {timeout}s still not: {what}")
-        time.sleep(1)
+    """Poll ``check`` until it returns something true; fail naming ``what``
+    (the launcher's poll helper, with the tests' usual patience)."""
+    return poll.until(check, what, timeout)
 
 
 class Servers:

@@ -12,14 +12,15 @@ import struct
 import subprocess
 import sys
 import tarfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nova_docker.engine import naming
 from nova_docker.tests.e2e.conftest import Cloud
+from nova_docker_aio import poll
 
 FLAVOR = "c1.tiny"
 TIMEOUT = 180
@@ -62,18 +63,14 @@ def _upload_with_cli(cloud: Cloud, ref: str, name: str) -> None:
 
 def _settle(conn, server, status: str, timeout: float = TIMEOUT):
     """Wait until the server shows ``status`` with no task in progress."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        server = conn.compute.get_server(server)
-        if server.status == status and server.task_state is None:
-            return server
-        if server.status == "ERROR" and status != "ERROR":
-            pytest.fail(f"server {server.name} went ERROR: {server.fault}")
-        time.sleep(1)
-    pytest.fail(
-        f"server {server.name} is {server.status}/{server.task_state}, "
-        f"not {status}, after {timeout}s"
-    )
+
+    def settled():
+        found = conn.compute.get_server(server)
+        if found.status == "ERROR" and status != "ERROR":
+            pytest.fail(f"server {found.name} went ERROR: {found.fault}")
+        return found.status == status and found.task_state is None and found
+
+    return poll.until(settled, f"server {server.name} is {status}, idle", timeout)
 
 
 def _boot(conn, image_id: str, name: str):
@@ -84,13 +81,20 @@ def _boot(conn, image_id: str, name: str):
 
 
 def _console(conn, server, needle: str, timeout: float = 30) -> str:
-    """The console log once it contains ``needle`` (containers print late)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        output = conn.compute.get_server_console_output(server)["output"]
-        if needle in output or time.monotonic() > deadline:
-            return output
-        time.sleep(1)
+    """The console log once it contains ``needle`` (containers print late),
+    or as it is then."""
+
+    def output() -> str:
+        return conn.compute.get_server_console_output(server)["output"]
+
+    def shows() -> str:
+        text = output()
+        return text if needle in text else ""
+
+    try:
+        return poll.until(shows, f"the console shows {needle!r}", timeout)
+    except poll.Timeout:
+        return output()
 
 
 def _state(cloud: Cloud, server_id: str) -> dict:
@@ -276,7 +280,7 @@ def test_bad_image_fails_the_server_cleanly(cloud: Cloud, conn, bad_image) -> No
         assert expected_fault in message
         assert "Traceback" not in message
         assert cloud.containers_of(server.id) == []
-        assert cloud.engine.images(name=f"nova-glance:{bad_image.id}") == []
+        assert cloud.engine.images(name=naming.glance_image_ref(bad_image.id)) == []
     finally:
         conn.compute.delete_server(server, ignore_missing=True)
         conn.compute.wait_for_delete(server, wait=TIMEOUT)

@@ -12,18 +12,17 @@ snapshot's upload take long enough to be caught in the act through the API.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nova_docker.engine import naming
-from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 from nova_docker.tests.e2e.conftest import Cloud
+from nova_docker_aio import images
+from nova_docker_aio import poll
 
 pytestmark = pytest.mark.usefixtures("nova_back_up")
 
@@ -33,11 +32,8 @@ COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 
 @pytest.fixture(scope="module")
 def big_image(cloud: Cloud, user_conn) -> Iterator:
-    repository = "nova-docker-e2e-big"
-    ref = f"{repository}:latest"
-    rootfs = engine_support.rootfs_tar({"/big": os.urandom(BIG_MIB << 20)})
-    cloud.engine.import_image_from_data(
-        rootfs, repository=repository, changes=[f"CMD {json.dumps(COMMAND)}"]
+    ref = images.build(
+        "nova-docker-e2e-big", COMMAND, extra_files={"/big": os.urandom(BIG_MIB << 20)}
     )
     created = cloud.upload(user_conn, ref, "e2e-big", move=True)
     yield created
@@ -60,14 +56,13 @@ def _boot(user_conn, image, wait: bool = False) -> object:
 
 def _catch(user_conn, server, task_state: str, timeout: float = 300) -> None:
     """Return as soon as the server's task state is ``task_state``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def caught() -> bool:
         found = user_conn.compute.get_server(server)
-        if found.task_state == task_state:
-            return
         assert found.status != "ERROR", found.fault
-        time.sleep(0.05)
-    pytest.fail(f"{server.name} never reached task state {task_state}")
+        return found.task_state == task_state
+
+    poll.until(caught, f"{server.name} in task state {task_state}", timeout, 0.05)
 
 
 def _restart(cloud: Cloud, admin_conn) -> None:

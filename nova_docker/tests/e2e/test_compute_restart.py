@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import pytest
 
 from nova_docker.engine import naming
-from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 from nova_docker.tests.e2e.conftest import Cloud
+from nova_docker_aio import images
 
 pytestmark = pytest.mark.usefixtures("nova_back_up")
 
@@ -67,7 +67,7 @@ def _compute_up(admin_conn, cloud: Cloud) -> None:
 def foreign(cloud: Cloud) -> Iterator[list[str]]:
     """Containers that are not this cloud's: one with no labels at all, one
     labelled as another compute host's instance."""
-    image = engine_support.build_image(cloud.engine, ["sleep", "3600"])
+    image = images.build("nova-docker-e2e-foreign", ["sleep", "3600"])
     made = []
     try:
         for labels in (

@@ -1,0 +1,234 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""``nova-docker-aio up | down | restart nova | status | logs [service] | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from nova_docker_aio import cloud
+from nova_docker_aio import clouds_yaml
+from nova_docker_aio import engine
+from nova_docker_aio import host
+from nova_docker_aio import procs
+from nova_docker_aio import steps
+from nova_docker_aio import tools
+from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
+from nova_docker_aio.clouds_yaml import DEMO_CLOUD
+from nova_docker_aio.layout import DEFAULT_PORT_BASE
+from nova_docker_aio.layout import DEFAULT_STATE_DIR
+from nova_docker_aio.layout import PORT_BASE_ENV
+from nova_docker_aio.layout import STATE_ENV
+from nova_docker_aio.layout import Layout
+from nova_docker_aio.layout import resolve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nova-docker-aio",
+        description="A single-node OpenStack (Keystone, Glance, Placement, "
+        "Nova with the Docker driver) on loopback ports.",
+    )
+    parser.add_argument(
+        "--state-dir",
+        help=f"where everything of this cloud lives (env {STATE_ENV}, "
+        f"default {DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        help=f"first of the cloud's 7 loopback ports (env {PORT_BASE_ENV}, "
+        f"default {DEFAULT_PORT_BASE})",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("up", "bring the cloud up"),
+        ("demo", "up, then boot a container from a locally built image"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--driver",
+            choices=sorted(cloud.DRIVERS),
+            default="docker",
+            help="compute driver: docker, or Nova's fake driver as a baseline",
+        )
+        cmd.add_argument(
+            "--no-neutron",
+            dest="with_neutron",
+            action="store_const",
+            const=False,
+            help="the lightest cloud: no Neutron, OVN or Open vSwitch; servers "
+            "boot with --nic none (default: as the cloud was first made; new "
+            "clouds with the fake driver have no Neutron)",
+        )
+    down = sub.add_parser("down", help="stop the cloud and remove its containers")
+    down.add_argument("--keep-containers", action="store_true")
+    restart = sub.add_parser(
+        "restart",
+        help="restart Nova (API, conductor, scheduler and compute share one "
+        "process), e.g. after editing etc/nova/local.conf",
+    )
+    restart.add_argument("service", choices=["nova"])
+    sub.add_parser("status", help="which services run, where, and their logs")
+    logs = sub.add_parser("logs", help="list the logs, or show one")
+    logs.add_argument("service", nargs="?")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.add_argument("-f", "--follow", action="store_true")
+    return parser
+
+
+def _use_hint(layout: Layout) -> str:
+    """How to use and stop this cloud, with this venv's commands."""
+    bindir = os.path.dirname(tools.bin_path("openstack"))
+    on_path = bindir in os.environ.get("PATH", "").split(os.pathsep)
+    flags = ""
+    if layout != resolve(None, None):
+        flags = f" --state-dir {layout.root} --port-base {layout.port_base}"
+    return "".join(
+        [
+            "" if on_path else f"  source {bindir}/activate\n",
+            f"  export OS_CLIENT_CONFIG_FILE={layout.clouds_yaml}\n",
+            f"  export OS_CLOUD={DEMO_CLOUD}    # or {ADMIN_CLOUD}\n",
+            "  openstack server list\n",
+            f"Stop it with: nova-docker-aio{flags} down",
+        ]
+    )
+
+
+def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
+    seconds = cloud.up(layout, args.driver, args.with_neutron)
+    print(f"The cloud is up in {seconds:.1f}s. Use it with:\n{_use_hint(layout)}")
+    return 0
+
+
+def cmd_demo(layout: Layout, args: argparse.Namespace) -> int:
+    from nova_docker_aio import demo  # noqa: PLC0415 - demo-only imports
+
+    seconds = cloud.up(layout, args.driver, args.with_neutron)
+    print(f"The cloud is up in {seconds:.1f}s.")
+    try:
+        demo.run(layout, cloud.has_neutron(layout))
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        raise steps.StepFailed("demo", "show", layout.log("nova"), str(exc)) from exc
+    print(f"Use the cloud with:\n{_use_hint(layout)}")
+    return 0
+
+
+def _glance_images(layout: Layout) -> list[str]:
+    """The cloud's Glance image IDs (as admin: all projects), while Glance
+    still answers."""
+    ctx = cloud.context(layout)
+    if not (cloud.service(ctx, "glance").running(ctx) and layout.clouds_yaml.exists()):
+        return []
+    try:
+        conn = clouds_yaml.connect(layout, ADMIN_CLOUD)
+        return [image.id for image in conn.image.images()]
+    except Exception as exc:  # cleanup is best effort
+        print(f"  (could not list Glance images: {exc})")
+        return []
+
+
+def cmd_down(layout: Layout, args: argparse.Namespace) -> int:
+    host.require_root("nova-docker-aio down")
+    images = [] if args.keep_containers else _glance_images(layout)
+    cloud.down(layout)
+    if not args.keep_containers and engine.answers():
+        with steps.step("docker", f"remove containers of {layout.compute_host}"):
+            removed = engine.remove_containers_of(layout.compute_host)
+            removed += engine.remove_glance_copies(images)
+        print(f"  removed {', '.join(removed) or 'nothing'}")
+    print(f"The cloud is down; its state stays in {layout.root}.")
+    return 0
+
+
+def cmd_restart(layout: Layout, args: argparse.Namespace) -> int:
+    host.require_root("nova-docker-aio restart")
+    seconds = cloud.restart(layout, args.service)
+    print(f"{args.service.capitalize()} is back in {seconds:.1f}s.")
+    return 0
+
+
+def cmd_status(layout: Layout, args: argparse.Namespace) -> int:
+    print(f"cloud in {layout.root} (compute host {layout.compute_host})")
+    ctx = cloud.context(layout)
+    daemons = [s for s in ctx.services if s.daemon]
+    up = 0
+    for service in daemons:
+        pid = procs.read_pid(layout.pidfile(service.name))
+        state = "stopped"
+        if pid:
+            up += 1
+            answers = service.healthy(ctx)
+            state = f"running (pid {pid})" + ("" if answers else ", not answering")
+        print(
+            f"  {service.name:<14} {state:<22} {service.where(ctx):<16} "
+            f"{layout.log(service.name)}"
+        )
+    if up and layout.clouds_yaml.exists():
+        print(f"Use it with:\n{_use_hint(layout)}")
+    return 0 if up == len(daemons) else 3
+
+
+def cmd_logs(layout: Layout, args: argparse.Namespace) -> int:
+    if not args.service:
+        for log in sorted(layout.logs.glob("*.log")):
+            print(log)
+        return 0
+    log = layout.log(args.service)
+    if not log.exists():
+        print(f"no log {log}", file=sys.stderr)
+        return 1
+    argv = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else [])
+    os.execvp("tail", [*argv, str(log)])  # noqa: S606 - fixed argv, no shell
+    return 0
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "demo": cmd_demo,
+    "down": cmd_down,
+    "restart": cmd_restart,
+    "status": cmd_status,
+    "logs": cmd_logs,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    # `nova-docker-aio status | head` should end quietly, like any tool.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args = _parser().parse_args(argv)
+    layout = resolve(args.state_dir, args.port_base)
+    try:
+        return COMMANDS[args.command](layout, args)
+    except steps.StepFailed as exc:
+        steps.tail(exc.log)
+        print(f"nova-docker-aio: {exc}", file=sys.stderr)
+        print(
+            "What started keeps running for inspection; "
+            "`nova-docker-aio down` stops it.",
+            file=sys.stderr,
+        )
+        return 1
+    except (host.HostError, procs.ProcessError) as exc:
+        print(f"nova-docker-aio: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The services of a cloud, one module each, and the table ``up`` runs.
+
+Where a service is installed, configured, set up, started, bootstrapped and
+checked is answered by its module's name.  The table lists them in start
+order; what may run at once follows from each service's ``*_after``
+dependencies (see :mod:`.base`).  A new service (RabbitMQ, more Nova
+services, a dashboard) is a new module and a new entry here.
+"""
+
+from __future__ import annotations
+
+from nova_docker_aio.services import ovn
+from nova_docker_aio.services.base import Service
+from nova_docker_aio.services.glance import Glance
+from nova_docker_aio.services.keystone import Keystone
+from nova_docker_aio.services.mariadb import MariaDB
+from nova_docker_aio.services.neutron import Neutron
+from nova_docker_aio.services.nova import Nova
+from nova_docker_aio.services.ovs import OpenVSwitch
+from nova_docker_aio.services.placement import Placement
+
+#: Every cloud's database and API services.
+CORE: tuple[Service, ...] = (MariaDB(), Keystone(), Glance(), Placement())
+#: Only in a cloud with Neutron: the shared switch, the cloud's OVN, Neutron.
+NETWORK: tuple[Service, ...] = (
+    OpenVSwitch(),
+    ovn.Database("nb"),
+    ovn.Database("sb"),
+    ovn.Northd(),
+    ovn.Controller(),
+    Neutron(),
+)
+#: The compute side, last: it needs everything above.
+COMPUTE: tuple[Service, ...] = (Nova(),)
+
+
+def table(with_neutron: bool) -> tuple[Service, ...]:
+    """A cloud's services, in start order."""
+    return (*CORE, *(NETWORK if with_neutron else ()), *COMPUTE)
