@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Instance-level verbs over the engine: one Nova instance, one container.
 
 Each method is a short sequence of engine calls; Nova's expectations about
@@ -20,7 +32,9 @@ from nova import exception as nova_exception
 from nova.compute import power_state
 from nova.i18n import _
 from oslo_log import log as logging
+from oslo_utils import units
 
+from nova_docker import bounds
 from nova_docker import exception
 from nova_docker import inject
 from nova_docker.engine import client as engine_client
@@ -126,6 +140,33 @@ class Containers:
         self._state_cache = _StateCache(
             lambda: self._engine.list_containers(naming.host_selector(self._host))
         )
+        self._root_disk_quota = False
+        self._shares: bounds.Shares | None = None
+
+    def use_root_disk_quota(self, enabled: bool) -> None:
+        """Whether new containers get the engine's quota on their writable
+        layer: only where the engine can enforce one (found at start)."""
+        self._root_disk_quota = enabled
+
+    def use_host_shares(self, shares: bounds.Shares) -> None:
+        """Size new containers' pids and nofile limits by their share of
+        the host (known once the driver has read the host's facts)."""
+        self._shares = shares
+
+    def task_limits(self, flavor: Any) -> bounds.Limits:
+        """The pids and nofile limits of a container of ``flavor``.
+
+        The flavor's ``docker:pids_limit`` and ``docker:nofile_limit`` (or
+        ``[docker]`` defaults) are ceilings; the host's share for the
+        flavor's memory is the other one.
+        """
+        opts = self._options.spec
+        extra_specs = flavor.extra_specs or {}
+        pids_cap = spec_mod.pids_limit_for(extra_specs, opts.pids_limit)
+        nofile_cap = spec_mod.nofile_limit_for(extra_specs, opts.nofile_limit)
+        if self._shares is None:
+            return bounds.Limits(pids=pids_cap, nofile=nofile_cap)
+        return self._shares.for_instance(flavor.memory_mb, pids_cap, nofile_cap)
 
     # -- creation ---------------------------------------------------------
 
@@ -213,16 +254,21 @@ class Containers:
                     instance=instance,
                 )
         name = naming.container_name(instance.uuid)
+        limits = self.task_limits(flavor)
         return spec_mod.ContainerSpec(
             name=name,
             image=image_ref,
             hostname=spec_mod.hostname_for(instance.hostname, name),
-            labels=naming.container_labels(
-                instance.uuid, instance.name, instance.project_id, self._host
-            ),
+            labels={
+                **naming.container_labels(
+                    instance.uuid, instance.name, instance.project_id, self._host
+                ),
+                **naming.root_disk_labels(flavor.root_gb * units.Gi),
+            },
             memory_bytes=flavor.memory_mb * 1024 * 1024,
             vcpus=flavor.vcpus,
-            pids_limit=spec_mod.pids_limit_for(extra_specs, opts.pids_limit),
+            pids_limit=limits.pids,
+            nofile=limits.nofile,
             command=command,
             environment=environment,
             privileged=spec_mod.privileged_requested(
@@ -232,12 +278,14 @@ class Containers:
             cap_drop=opts.cap_drop,
             log_max_size=opts.log_max_size,
             log_max_files=opts.log_max_files,
+            log_driver=opts.log_driver,
             nameservers=nameservers,
             healthcheck=spec_mod.healthcheck_for(
                 image_config.get("Healthcheck"),
                 opts.allow_image_healthcheck,
                 opts.healthcheck_min_interval,
             ),
+            root_disk_gb=flavor.root_gb if self._root_disk_quota else 0,
         )
 
     # -- power ------------------------------------------------------------

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """DockerDriver: Nova's ComputeDriver calls mapped onto nova-docker's services.
 
 Orchestration only: every engine call lives in :mod:`nova_docker.container`,
@@ -11,7 +23,6 @@ from typing import Any
 
 import nova.conf
 from nova import exception as nova_exception
-from nova.compute import utils as compute_utils
 from nova.i18n import _
 from nova.image import glance
 from nova.virt import driver
@@ -21,11 +32,14 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 from oslo_utils import units
 
+from nova_docker import bounds
 from nova_docker import conf as docker_conf
 from nova_docker import container
 from nova_docker import diagnostics
 from nova_docker import exception
 from nova_docker import host
+from nova_docker import migration as migration_mod
+from nova_docker import rootdisk
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import confinement
 from nova_docker.engine import naming
@@ -63,7 +77,9 @@ class DockerDriver(driver.ComputeDriver):
             self._engine, CONF.host, container_options(CONF.docker)
         )
         self._networks = network_service.InstanceNetworks(
-            vifs.VifPlugger(CONF.docker.ovs_datapath_type),
+            vifs.VifPlugger(
+                CONF.docker.ovs_datapath_type, ovsdb_config=lambda: CONF.os_vif_ovs
+            ),
             self._containers.netns_target,
             network_record.PortRecord(CONF.instances_path),
         )
@@ -74,6 +90,24 @@ class DockerDriver(driver.ComputeDriver):
             self._engine, image_api, CONF.host, max_image
         )
         self._image_cache = image_cache.ImageCache(self._engine)
+        self._fresh_facts: host.HostFacts | None = None
+        #: The host limits last logged: logged again only when they change.
+        self._shares_said = ("", "")
+        self._moves = migration_mod.Migrations(
+            self._engine,
+            self._containers,
+            self._networks,
+            self._fetcher,
+            self._snapshotter,
+            image_api,
+            CONF.host,
+            max_image,
+            start_new=self._start_new,
+            release_ports=self._unplug_best_effort,
+        )
+        self._root_disks = rootdisk.RootDisks(
+            self._engine, self._containers, CONF.host, root_disk_options(CONF.docker)
+        )
 
     # -- host -------------------------------------------------------------
 
@@ -88,10 +122,16 @@ class DockerDriver(driver.ComputeDriver):
         LOG.info(
             "Using Docker Engine %s (API %s) at %s",
             version.get("Version"),
-            self._engine.api.api_version,
+            self._engine.api_version,
             url,
         )
         self._log_confinement()
+        facts = self._facts()
+        self._share_host(facts, self._inventory(facts, self._get_allocation_ratios({})))
+        self._root_disks.start()
+
+    def cleanup_host(self, host: str) -> None:
+        self._root_disks.stop()
 
     def _log_confinement(self) -> None:
         """Say which confinement instances really get on this host: it
@@ -111,25 +151,55 @@ class DockerDriver(driver.ComputeDriver):
         return {node.get_local_node_uuid(): CONF.host}
 
     def get_available_resource(self, nodename: str) -> dict[str, Any]:
-        return host.available_resource(self._facts(), nodename)
+        self._fresh_facts = self._facts()
+        return host.available_resource(self._fresh_facts, nodename)
 
     def update_provider_tree(
         self, provider_tree: Any, nodename: str, allocations: Any = None
     ) -> None:
         existing = provider_tree.data(nodename).inventory
-        inventory = host.inventory(
-            self._facts(),
+        facts = self._take_fresh_facts()
+        inventory = self._inventory(facts, self._get_allocation_ratios(existing))
+        provider_tree.update_inventory(nodename, inventory)
+        self._share_host(facts, inventory)
+
+    def _inventory(
+        self, facts: host.HostFacts, ratios: dict[str, float]
+    ) -> dict[str, dict[str, Any]]:
+        return host.inventory(
+            facts,
             reserved_cpus=CONF.reserved_host_cpus,
             reserved_memory_mb=CONF.reserved_host_memory_mb,
-            reserved_disk_gb=compute_utils.convert_mb_to_ceil_gb(
-                CONF.reserved_host_disk_mb
-            ),
-            ratios=self._get_allocation_ratios(existing),
+            reserved_disk_gb=host.reserved_disk_gb(CONF.reserved_host_disk_mb, facts),
+            ratios=ratios,
         )
-        provider_tree.update_inventory(nodename, inventory)
 
     def _facts(self) -> host.HostFacts:
         return host.read_facts(self._engine, CONF.instances_path)
+
+    def _take_fresh_facts(self) -> host.HostFacts:
+        """The facts that ``get_available_resource`` read, once: a
+        resource-tracker update asks for both, one after the other."""
+        facts, self._fresh_facts = self._fresh_facts, None
+        return facts or self._facts()
+
+    def _share_host(
+        self, facts: host.HostFacts, inventory: dict[str, dict[str, Any]]
+    ) -> None:
+        """Size new containers by what placement admits, and say once (and
+        again whenever it changes) when their sum can exceed the host's own
+        limits."""
+        shares = bounds.Shares(
+            facts.kernel, host_policy(CONF.docker), host.capacity(inventory)
+        )
+        self._containers.use_host_shares(shares)
+        problems = "; ".join(shares.shortfalls())
+        if (shares.summary(), problems) == self._shares_said:
+            return
+        self._shares_said = (shares.summary(), problems)
+        LOG.info("Host limits for instances: %s", shares.summary())
+        if problems:
+            LOG.warning("Instances may exceed the host's own limits: %s", problems)
 
     def get_host_ip_addr(self) -> str:
         return CONF.my_ip
@@ -275,8 +345,10 @@ class DockerDriver(driver.ComputeDriver):
         destroy_disks: bool = True,
         destroy_secrets: bool = True,
     ) -> None:
-        if not self._containers.destroy(instance):
-            LOG.info("No container to remove", instance=instance)
+        # Nova keeps the disks when they are shared: a resize reverted on
+        # one host, a server evacuated between hosts of one engine.
+        if not destroy_disks and not self._moves.keep_stopped(instance):
+            return
         self.cleanup(
             context,
             instance,
@@ -297,8 +369,12 @@ class DockerDriver(driver.ComputeDriver):
         destroy_vifs: bool = True,
         destroy_secrets: bool = True,
     ) -> None:
-        # The container's filesystem went with the container; there are no
-        # host-side instance files, volumes or secrets to clean up.
+        # The container's filesystem is its disk; there are no host-side
+        # instance files, volumes or secrets to clean up.  Another host's
+        # container of the instance (an engine hosts share) is left alone,
+        # and so are its ports.
+        if destroy_disks and not self._moves.remove_here(instance):
+            return
         if destroy_vifs:
             self._unplug_best_effort(instance, network_info)
 
@@ -390,6 +466,89 @@ class DockerDriver(driver.ComputeDriver):
         info_cache = instance.info_cache if "info_cache" in instance else None
         self._networks.plug(instance, info_cache.network_info if info_cache else [])
 
+    # -- moves between hosts ----------------------------------------------
+
+    def migrate_disk_and_power_off(
+        self,
+        context: Any,
+        instance: Any,
+        dest: str,
+        flavor: Any,
+        network_info: Any,
+        block_device_info: Any = None,
+        timeout: int = 0,
+        retry_interval: int = 0,
+    ) -> str:
+        return self._moves.migrate(context, instance, flavor, network_info, timeout)
+
+    def finish_migration(
+        self,
+        context: Any,
+        migration: Any,
+        instance: Any,
+        disk_info: str,
+        network_info: Any,
+        image_meta: Any,
+        resize_instance: bool,
+        allocations: Any,
+        block_device_info: Any = None,
+        power_on: bool = True,
+        share_info: Any = None,
+    ) -> None:
+        self._moves.finish(
+            context, migration, instance, disk_info, network_info, image_meta, power_on
+        )
+
+    def confirm_migration(
+        self, context: Any, migration: Any, instance: Any, network_info: Any
+    ) -> None:
+        self._moves.confirm(context, migration, instance, network_info)
+
+    def finish_revert_migration(
+        self,
+        context: Any,
+        instance: Any,
+        network_info: Any,
+        migration: Any,
+        block_device_info: Any = None,
+        power_on: bool = True,
+        share_info: Any = None,
+    ) -> None:
+        self._moves.revert(context, migration, instance, network_info, power_on)
+
+    # Nova asks whether two hosts share the instance's disks before it
+    # destroys a copy (resize revert, a returning evacuated host): they do
+    # when both reach the same engine.
+    def check_instance_shared_storage_local(
+        self, context: Any, instance: Any
+    ) -> dict[str, str]:
+        return {"docker_engine": self._moves.engine_identity()}
+
+    def check_instance_shared_storage_remote(self, context: Any, data: Any) -> bool:
+        return self._moves.shares_engine(data)
+
+    # Live migration is refused in its pre-checks, so the API leaves the
+    # server ACTIVE where it is and never reaches live_migration.
+    def check_can_live_migrate_destination(
+        self,
+        context: Any,
+        instance: Any,
+        src_compute_info: Any,
+        dst_compute_info: Any,
+        block_migration: bool = False,
+        disk_over_commit: bool = False,
+    ) -> Any:
+        raise migration_mod.live_migration_refused()
+
+    def check_can_live_migrate_source(
+        self,
+        context: Any,
+        instance: Any,
+        dest_check_data: Any,
+        block_device_info: Any = None,
+    ) -> Any:
+        raise migration_mod.live_migration_refused()
+
     # -- images and console -----------------------------------------------
 
     def snapshot(
@@ -456,6 +615,8 @@ def container_options(opts: Any) -> container.ContainerOptions:
     return container.ContainerOptions(
         spec=spec_mod.SpecOptions(
             pids_limit=opts.pids_limit,
+            nofile_limit=opts.nofile_limit,
+            log_driver=opts.log_driver,
             allow_privileged=opts.allow_privileged,
             security_opt=tuple(opts.security_opt),
             cap_drop=tuple(opts.cap_drop),
@@ -466,4 +627,21 @@ def container_options(opts: Any) -> container.ContainerOptions:
         stop_timeout=opts.stop_timeout,
         console_max_bytes=opts.console_log_max_bytes,
         inject_key=opts.inject_key,
+    )
+
+
+def host_policy(opts: Any) -> bounds.Policy:
+    return bounds.Policy(
+        reserved_tasks=opts.reserved_host_pids,
+        reserved_files=opts.reserved_host_files,
+        pids_min=opts.pids_limit_min,
+        nofile_min=opts.nofile_limit_min,
+    )
+
+
+def root_disk_options(opts: Any) -> rootdisk.Options:
+    return rootdisk.Options(
+        audit_interval=opts.root_disk_audit_interval,
+        overuse_action=opts.root_disk_overuse_action,
+        stop_timeout=opts.stop_timeout,
     )

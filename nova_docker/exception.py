@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Exceptions the driver raises to Nova.
 
 Engine errors become these (or Nova's own exceptions) in exactly one place,
@@ -37,3 +49,13 @@ class InvalidImageTarball(exception.NovaException):
     """A Glance image's bytes are not a usable ``docker save`` tarball."""
 
     msg_fmt = _("%(reason)s")
+
+
+class RootDiskExceeded(exception.NovaException):
+    """The fault the root-disk audit records on an instance it stopped."""
+
+    msg_fmt = _(
+        "The instance's writable layer holds %(used)d bytes, more than its "
+        "root disk of %(limit)d bytes (the flavor's root_gb); nova-compute "
+        "stopped it"
+    )

@@ -1,7 +1,21 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Host facts → what Nova and Placement are told this host offers.
 
-:func:`inventory` and :func:`available_resource` are pure; :func:`read_facts`
-is the only part that asks the engine and the local filesystem.
+:func:`inventory`, :func:`available_resource`, :func:`reserved_disk_gb` and
+:func:`capacity` are pure; :func:`read_facts` (with
+:func:`read_kernel_limits`) is the only part that asks the engine and the
+local filesystem.
 """
 
 from __future__ import annotations
@@ -18,11 +32,14 @@ import os_resource_classes as orc
 from nova.objects import fields
 from oslo_serialization import jsonutils
 
+from nova_docker import bounds
 from nova_docker.engine import client as engine_client
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 _LEADING_DIGITS = re.compile(r"\d+")
+#: Where the kernel's host-wide ceilings are read.
+PROC_SYS = "/proc/sys"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,10 +52,14 @@ class HostFacts:
     disk_gb_free: int
     engine_version: str
     architecture: str
+    #: What the engine's images take on its storage (the image cache).
+    images_bytes: int = 0
+    kernel: bounds.KernelLimits | None = None
 
 
 def read_facts(engine: engine_client.Engine, fallback_path: str) -> HostFacts:
-    """One engine call plus a ``statvfs`` of the engine's storage."""
+    """Two engine calls (``/info`` and the image list), a ``statvfs`` of the
+    engine's storage and the kernel's limits."""
     info = engine.info()
     storage = info.get("DockerRootDir") or ""
     # A remote engine's storage is not visible from here; the instances path
@@ -56,7 +77,35 @@ def read_facts(engine: engine_client.Engine, fallback_path: str) -> HostFacts:
         architecture=fields.Architecture.canonicalize(
             info.get("Architecture") or platform.machine()
         ),
+        images_bytes=engine.images_size(),
+        kernel=read_kernel_limits(),
     )
+
+
+def read_kernel_limits(root: str = PROC_SYS) -> bounds.KernelLimits:
+    """The host's ceilings on tasks and open files.
+
+    These are this compute host's: for a remote engine they stand in for
+    the engine host's, which the Engine API does not tell.
+    """
+
+    def read(name: str) -> int:
+        with open(os.path.join(root, name)) as f:
+            return int(f.read().split()[0])
+
+    return bounds.KernelLimits(
+        pid_max=read("kernel/pid_max"),
+        threads_max=read("kernel/threads-max"),
+        file_max=read("fs/file-max"),
+        nr_open=read("fs/nr_open"),
+    )
+
+
+def reserved_disk_gb(reserved_host_disk_mb: int, facts: HostFacts) -> int:
+    """DISK_GB kept from instances: the operator's reserve plus the image
+    cache, which sits on the engine's storage outside any allocation."""
+    reserved = reserved_host_disk_mb * MIB + facts.images_bytes
+    return -(-reserved // GIB)
 
 
 def _local_available_mb(default: int) -> int:
@@ -127,6 +176,20 @@ def inventory(
             "reserved": min(reserved, total),
         }
     return result
+
+
+def capacity(inventory: dict[str, dict[str, Any]]) -> bounds.Capacity:
+    """What placement admits onto this host, from the inventory it is told."""
+    vcpu = inventory.get(orc.VCPU, {})
+    memory = inventory.get(orc.MEMORY_MB, {})
+    return bounds.capacity(
+        vcpus=vcpu.get("total", 0),
+        reserved_vcpus=vcpu.get("reserved", 0),
+        cpu_ratio=vcpu.get("allocation_ratio", 1.0),
+        memory_mb=memory.get("total", 0),
+        reserved_memory_mb=memory.get("reserved", 0),
+        ram_ratio=memory.get("allocation_ratio", 1.0),
+    )
 
 
 def uptime_text(now: float | None = None) -> str:

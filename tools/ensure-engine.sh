@@ -31,6 +31,10 @@ command -v file >/dev/null || missing+=(file)
 # The network functional tests start their own ovs-vswitchd (netdev datapath).
 command -v ovs-vswitchd >/dev/null || missing+=(openvswitch-switch)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# The root-disk tests give a private engine a data root on XFS (overlay2's
+# quotas) and on btrfs, made in a loop-mounted file.
+command -v mkfs.xfs >/dev/null || missing+=(xfsprogs)
+command -v mkfs.btrfs >/dev/null || missing+=(btrfs-progs)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"

@@ -1,8 +1,20 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Options of the ``[docker]`` group, in the form Nova's own conf modules use."""
 
 from oslo_config import cfg
 
-from nova_docker.network import opts as network_opts
+from nova_docker.conf import network as network_opts
 
 # The oldest Engine API we test against: Debian 12's docker.io 20.10.
 MIN_API_VERSION = "1.41"
@@ -26,9 +38,11 @@ Where the Docker Engine API listens.
 Possible values:
 
 * ``unix:///path/to/docker.sock`` for a local engine (the default).
-* ``tcp://host:2376`` for a remote engine; TLS is used when ``tls_ca_cert``,
-  ``tls_cert`` or ``tls_key`` is set, and the engine's certificate is verified
-  unless ``tls_verify`` is false.
+* ``tcp://host:2376`` (or ``https://host:2376``) for a remote engine. TLS is
+  always used: ``tcp://`` never means plain HTTP. The engine's certificate is
+  verified against ``tls_ca_cert`` (or the system CA bundle) unless
+  ``tls_verify`` is false, and ``tls_cert``/``tls_key`` authenticate this host.
+* ``http://host:2375`` for plain HTTP, only where the network is trusted.
 
 Related options:
 
@@ -167,9 +181,18 @@ Possible values:
         default=4096,
         min=1,
         help="""
-Maximum number of processes (and threads) in one container.
+The most tasks (processes and threads) one container may have.
 
-A flavor extra spec ``docker:pids_limit`` overrides it per flavor.
+Each container also gets no more than its share of the host's tasks: what
+``kernel.pid_max`` and ``kernel.threads-max`` allow, less
+``reserved_host_pids``, shared by flavor memory, so that all the instances
+placement admits stay under the host's limits together. A flavor extra spec
+``docker:pids_limit`` replaces this ceiling for that flavor; the share still
+applies.
+
+Related options:
+
+* ``pids_limit_min``, ``reserved_host_pids``
 """,
     ),
     cfg.IntOpt(
@@ -245,6 +268,140 @@ Related options:
 * ``allow_image_healthcheck``: without it, no image health check runs.
 """,
     ),
+    cfg.IntOpt(
+        "reserved_host_pids",
+        default=4096,
+        min=0,
+        help="""
+Tasks (PIDs, threads) kept for the host itself, out of the least of
+``kernel.pid_max`` and ``kernel.threads-max``.
+
+The rest, less 16 for each instance's containerd shim, is shared among the
+instances that the VCPU and MEMORY_MB inventory admit, in proportion to
+their flavor's memory. nova-compute logs at start what each instance gets,
+and warns when the floors cannot fit.
+
+Possible values:
+
+* 0 or more tasks
+
+Related options:
+
+* ``pids_limit``, ``pids_limit_min``
+""",
+    ),
+    cfg.IntOpt(
+        "pids_limit_min",
+        default=256,
+        min=1,
+        help="""
+The fewest tasks a container gets, however small its flavor's memory.
+
+This floor is set aside once for each instance the VCPU inventory admits
+((VCPUs - ``reserved_host_cpus``) x ``cpu_allocation_ratio``) before the
+rest is shared by memory. If those floors exceed the host's tasks,
+nova-compute warns at start that the bound cannot hold.
+
+Possible values:
+
+* A positive number of tasks
+
+Related options:
+
+* ``pids_limit``, ``reserved_host_pids``
+""",
+    ),
+    cfg.IntOpt(
+        "nofile_limit",
+        default=65536,
+        min=1,
+        help="""
+The most open files (``RLIMIT_NOFILE``, soft and hard) of one process in a
+container.
+
+The limit is per process, so a container may hold its pids limit times this.
+Each container gets the host's open files (``fs.file-max`` less
+``reserved_host_files``) per task, times its share of tasks, divided by its
+pids limit; never less than ``nofile_limit_min`` and never more than this or
+``fs.nr_open``. A flavor extra spec ``docker:nofile_limit`` replaces this
+ceiling for that flavor.
+
+Possible values:
+
+* A positive number of files
+
+Related options:
+
+* ``nofile_limit_min``, ``reserved_host_files``, ``pids_limit``
+""",
+    ),
+    cfg.IntOpt(
+        "nofile_limit_min",
+        default=1024,
+        min=1,
+        help="""
+The fewest open files (``RLIMIT_NOFILE``) a container's process gets.
+
+When the host's ``fs.file-max`` cannot give this many to every task the
+instances may have, nova-compute warns at start with the ``fs.file-max``
+that would.
+
+Possible values:
+
+* A positive number of files
+
+Related options:
+
+* ``nofile_limit``, ``reserved_host_files``
+""",
+    ),
+    cfg.IntOpt(
+        "reserved_host_files",
+        default=65536,
+        min=0,
+        help="""
+Open files kept for the host itself, out of ``fs.file-max``.
+
+Possible values:
+
+* 0 or more files
+
+Related options:
+
+* ``nofile_limit``, ``nofile_limit_min``
+""",
+    ),
+    cfg.StrOpt(
+        "log_driver",
+        default="local",
+        choices=[
+            (
+                "local",
+                "The engine's compact format; 30 to 40 % less engine CPU per "
+                "line of output than json-file.",
+            ),
+            (
+                "json-file",
+                "One JSON object per line, for log shippers that read the "
+                "engine's files.",
+            ),
+        ],
+        help="""
+How the engine stores a container's output, which ``console log show``
+reads back.
+
+Either way the log is rotated, in blocking mode: a container that writes
+faster than the engine can store waits for it, rather than the engine
+reading and dropping as fast as it writes. Each line of output costs the
+engine CPU outside the flavor's quota, about one core for as long as a
+flood lasts. Changing this applies to containers created afterwards.
+
+Possible values:
+
+* ``local`` (the default)
+* ``json-file``
+""",
+    ),
 ]
 
 image_opts = [
@@ -275,7 +432,77 @@ Related options:
     ),
 ]
 
-ALL_OPTS = engine_opts + instance_opts + image_opts + network_opts.network_opts
+root_disk_opts = [
+    cfg.IntOpt(
+        "root_disk_audit_interval",
+        default=60,
+        min=0,
+        help="""
+Seconds between two audits of the instances' root disks, where the engine
+cannot enforce them itself.
+
+Where the engine stores containers with overlay2 on XFS mounted with
+``pquota`` (or on btrfs), every container is created with a quota of
+its flavor's root disk (``root_gb``), and the engine stops a write past it
+with "No space left on device" (btrfs: "Disk quota exceeded"). Elsewhere,
+e.g. overlay2 on ext4, nothing limits a container's writable layer; then
+nova-compute measures every instance's writable layer this often, in one
+engine call, and acts on those grown past their root disk as
+``root_disk_overuse_action`` says. nova-compute logs at start which of the
+two holds on its host. Instances created by a driver older than this option
+carry no record of their root disk and are not audited, nor are flavors with
+``root_gb`` = 0.
+
+Possible values:
+
+* 0: never audit.
+* A positive number of seconds (60 by default).
+
+Related options:
+
+* ``root_disk_overuse_action``
+""",
+    ),
+    cfg.StrOpt(
+        "root_disk_overuse_action",
+        default="stop",
+        choices=[
+            ("log", "Log a warning naming the instance, its usage and its limit."),
+            (
+                "stop",
+                "Stop the container (Nova's power-state sync then marks the "
+                "instance SHUTOFF) and record an instance fault naming the "
+                "usage and the limit.",
+            ),
+        ],
+        help="""
+What the root-disk audit does to a running or paused instance whose writable
+layer is larger than its flavor's root disk.
+
+The writable layer is measured as the engine measures it (``SizeRw``): every
+file the instance wrote or changed, at its length. A stopped instance that
+is started again is stopped again at the next audit unless it got back
+under its limit by then.
+
+Possible values:
+
+* ``stop`` (the default)
+* ``log``
+
+Related options:
+
+* ``root_disk_audit_interval``: 0 turns the audit off.
+""",
+    ),
+]
+
+ALL_OPTS = (
+    engine_opts
+    + instance_opts
+    + image_opts
+    + root_disk_opts
+    + network_opts.network_opts
+)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -1,7 +1,20 @@
-"""Network options of the ``[docker]`` group; registered by ``nova_docker.conf``.
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
 
-Only the list lives here: this package reads no CONF, the driver passes the
-values to :class:`nova_docker.network.vifs.VifPlugger`.
+"""Network options of the ``[docker]`` group, registered with the rest by
+:mod:`nova_docker.conf.docker`.
+
+The network package reads no CONF: the driver passes these values to
+:class:`nova_docker.network.vifs.VifPlugger`.
 """
 
 from oslo_config import cfg

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The one seam between nova-docker and the Docker Engine.
 
 This is the only module that imports ``docker``.  Every call goes through
@@ -14,6 +26,7 @@ import dataclasses
 import json
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
 
 import docker
@@ -108,6 +121,11 @@ class Engine:
         )
 
     @property
+    def api_version(self) -> str:
+        """The Engine API version this client speaks (after :meth:`connect`)."""
+        return self.api.api_version
+
+    @property
     def api(self) -> docker.APIClient:
         if self._api is None:
             self.connect()
@@ -149,10 +167,6 @@ class Engine:
         with self._call("ping"):
             return bool(self.api.ping())
 
-    def version(self) -> dict[str, Any]:
-        with self._call("read its version"):
-            return self.api.version(api_version=False)
-
     def info(self) -> dict[str, Any]:
         with self._call("read its system info"):
             return self.api.info()
@@ -175,11 +189,19 @@ class Engine:
         ):
             return self.api.inspect_container(name)
 
-    def list_containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
-        """All containers, running or not, carrying every one of ``labels``."""
+    def list_containers(
+        self, labels: dict[str, str], sizes: bool = False
+    ) -> list[dict[str, Any]]:
+        """All containers, running or not, carrying every one of ``labels``.
+
+        With ``sizes``, each carries ``SizeRw``, the bytes of its writable
+        layer; the engine then walks every such layer's files before it
+        answers, so the wait is the long one of transfers.
+        """
         selectors = [f"{key}={value}" for key, value in labels.items()]
+        api = self.bulk_api if sizes else self.api
         with self._call("list containers"):
-            return self.api.containers(all=True, filters={"label": selectors})
+            return api.containers(all=True, size=sizes, filters={"label": selectors})
 
     def start(self, name: str) -> None:
         with self._call(f"start {name}", exception.ContainerNotFound(name=name)):
@@ -189,10 +211,6 @@ class Engine:
         # The SDK extends the request's timeout by ``timeout`` itself.
         with self._call(f"stop {name}", exception.ContainerNotFound(name=name)):
             self.api.stop(name, timeout=timeout)
-
-    def kill(self, name: str) -> None:
-        with self._call(f"kill {name}", exception.ContainerNotFound(name=name)):
-            self.api.kill(name)
 
     def pause(self, name: str) -> None:
         with self._call(f"pause {name}", exception.ContainerNotFound(name=name)):
@@ -235,6 +253,31 @@ class Engine:
         ):
             self.api.put_archive(name, path, data)
 
+    def update_resources(self, name: str, resources: Mapping[str, int]) -> list[str]:
+        """Change a container's cgroup limits in place (``docker update``);
+        returns the engine's warnings.
+
+        ``resources`` is in the API's own names (``Memory``, ``PidsLimit``):
+        the SDK's ``update_container`` cannot send a pids limit.
+        """
+        with self._call(f"update {name}", exception.ContainerNotFound(name=name)):
+            api = self.api
+            url = api._url("/containers/{0}/update", name)
+            answer = api._result(api._post_json(url, data=dict(resources)), True)
+        return list((answer or {}).get("Warnings") or ())
+
+    def container_size(self, name: str) -> int:
+        """What the container's filesystem holds, in bytes (``SizeRootFs``:
+        its image and its writable layer); the engine walks the writable
+        layer's files to answer, so this waits as long as transfers do."""
+        with self._call(
+            f"measure container {name}", exception.ContainerNotFound(name=name)
+        ):
+            api = self.bulk_api
+            url = api._url("/containers/{0}/json", name)
+            found = api._result(api._get(url, params={"size": 1}), True)
+        return int(found.get("SizeRootFs") or 0)
+
     def commit(self, name: str, repository: str, tag: str) -> str:
         with self._call(f"commit {name}", exception.ContainerNotFound(name=name)):
             return self.bulk_api.commit(name, repository=repository, tag=tag)["Id"]
@@ -251,6 +294,16 @@ class Engine:
         except exception.ImageNotCached:
             return False
         return True
+
+    def import_image(self, data: bytes, ref: str, labels: dict[str, str]) -> None:
+        """Make an image of one layer from the tar archive ``data`` (as
+        ``docker import`` does), tagged ``ref`` and carrying ``labels``."""
+        repository, tag = ref.rsplit(":", 1)
+        changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()]
+        with self._call(f"import image {ref}"):
+            self.api.import_image_from_data(
+                data, repository=repository, tag=tag, changes=changes
+            )
 
     def tag_image(self, source: str, ref: str) -> None:
         repository, tag = ref.rsplit(":", 1)
@@ -272,6 +325,19 @@ class Engine:
             for tag in image.get("RepoTags") or ()
             if tag.startswith(prefix)
         ]
+
+    def images_size(self) -> int:
+        """Bytes the engine's images take, from one listing.
+
+        Each image counts whole, so a layer that several images share counts
+        once per image: never less than the disk they take.  The engine's
+        exact figure (``/system/df``) walks every container's writable layer
+        before it answers (API < 1.42), a cost a tenant's files would set.
+        """
+        with self._call("list images"):
+            found = self.api.images()
+        sizes = {image["Id"]: int(image.get("Size") or 0) for image in found}
+        return sum(sizes.values())
 
     def remove_image(self, ref: str) -> bool:
         """Untag ``ref`` (and delete its layers if nothing else uses them)."""

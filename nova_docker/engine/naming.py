@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Names and labels that mark what nova-docker owns on an engine.
 
 Everything we create carries these, so that listing "our" containers is one
@@ -13,6 +25,13 @@ HOST_LABEL = f"{LABEL_PREFIX}.host"
 #: counted while it streamed in (labels of this namespace in a tenant's
 #: image are removed at load, so this one is always ours).
 EXPANDED_BYTES_LABEL = f"{LABEL_PREFIX}.image-expanded-bytes"
+#: On an instance's container: its flavor's root disk in bytes, the limit
+#: the root-disk audit holds its writable layer to.  Containers made before
+#: this label existed carry none and are not audited.
+ROOT_DISK_BYTES_LABEL = f"{LABEL_PREFIX}.root-disk-bytes"
+#: On the container and image of the start-up probe of the engine's quotas:
+#: the compute host that made them, so that each host sweeps only its own.
+ROOT_DISK_PROBE_LABEL = f"{LABEL_PREFIX}.root-disk-probe"
 
 #: Repository of images loaded from Glance; the tag is the Glance image UUID,
 #: so the Glance image name never has to match anything on the engine.
@@ -20,6 +39,13 @@ GLANCE_REPOSITORY = "nova-glance"
 #: Repository of snapshots being committed and uploaded; a tag left here is
 #: an upload that was cut short, and is swept away.
 SNAPSHOT_REPOSITORY = "nova-snapshot"
+#: Repository of images that carried an instance's filesystem here in a
+#: cold migration or resize; the tag is the instance UUID, and the image goes
+#: with the instance's container.
+MIGRATION_REPOSITORY = "nova-migration"
+#: Repository of the empty image the root-disk probe creates its container
+#: from; removed at once, and swept at the next start if that was cut short.
+ROOT_DISK_PROBE_REPOSITORY = "nova-root-disk-probe"
 
 
 def container_name(instance_uuid: str) -> str:
@@ -32,6 +58,10 @@ def glance_image_ref(image_id: str) -> str:
 
 def snapshot_ref(image_id: str) -> str:
     return f"{SNAPSHOT_REPOSITORY}:{image_id}"
+
+
+def migration_image_ref(instance_uuid: str) -> str:
+    return f"{MIGRATION_REPOSITORY}:{instance_uuid}"
 
 
 def container_labels(
@@ -48,3 +78,24 @@ def container_labels(
 def host_selector(host: str) -> dict[str, str]:
     """Labels that select every container this compute host owns."""
     return {HOST_LABEL: host}
+
+
+def root_disk_labels(root_disk_bytes: int) -> dict[str, str]:
+    """The label recording a container's root disk; none for no root disk
+    (a flavor's ``root_gb`` of 0), which the audit then leaves alone."""
+    if root_disk_bytes <= 0:
+        return {}
+    return {ROOT_DISK_BYTES_LABEL: str(root_disk_bytes)}
+
+
+def root_disk_probe_selector(host: str) -> dict[str, str]:
+    """Labels that select this compute host's root-disk probe leftovers."""
+    return {ROOT_DISK_PROBE_LABEL: host}
+
+
+def root_disk_probe_ref(token: str) -> str:
+    return f"{ROOT_DISK_PROBE_REPOSITORY}:{token}"
+
+
+def root_disk_probe_name(token: str) -> str:
+    return f"{ROOT_DISK_PROBE_REPOSITORY}-{token}"

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Engine → Glance: snapshot a container into a bootable Glance image.
 
 The container is committed under ``nova-snapshot:<snapshot uuid>``, then
@@ -66,33 +78,63 @@ class Snapshotter:
         """Commit ``container`` and upload it as Glance image ``image_id``."""
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
         snapshot_name = self._image_api.get(context, image_id)["name"]
-        ref = naming.snapshot_ref(image_id)
-        repository, tag = ref.split(":", 1)
-        with self._lock:
-            self._in_flight.add(ref)
-        try:
-            self._engine.commit(container, repository, tag)
+
+        def uploading() -> None:
             update_task_state(
                 task_state=task_states.IMAGE_UPLOADING,
                 expected_state=task_states.IMAGE_PENDING_UPLOAD,
             )
             LOG.info("Uploading snapshot %s", image_id, instance=instance)
-            self._upload(
-                context,
-                image_id,
-                snapshot_metadata(snapshot_name, instance.project_id),
-                ref,
-            )
+
+        self.export(
+            context,
+            container,
+            image_id,
+            snapshot_metadata(snapshot_name, instance.project_id),
+            before_upload=uploading,
+        )
+
+    def export(
+        self,
+        context: Any,
+        container: str,
+        image_id: str,
+        metadata: dict[str, Any],
+        budget: layers.Budget | None = None,
+        before_upload: Callable[[], None] | None = None,
+    ) -> None:
+        """Commit ``container`` and stream it into the existing Glance image
+        ``image_id``; afterwards only the Glance image remains.
+
+        :param budget: what the layers may expand to; by default
+            ``max_expanded_bytes``, since no host of this cloud would boot
+            more.  A migration passes the new flavor's root disk.
+        """
+        ref = naming.snapshot_ref(image_id)
+        repository, tag = ref.split(":", 1)
+        if budget is None:
+            budget = layers.Budget(self._max_expanded_bytes, fetch.MAX_EXPANDED_REASON)
+        with self._lock:
+            self._in_flight.add(ref)
+        try:
+            self._engine.commit(container, repository, tag)
+            if before_upload is not None:
+                before_upload()
+            self._upload(context, image_id, metadata, ref, budget)
         finally:
             with self._lock:
                 self._in_flight.discard(ref)
             self._forget(ref)
 
     def _upload(
-        self, context: Any, image_id: str, metadata: dict[str, Any], ref: str
+        self,
+        context: Any,
+        image_id: str,
+        metadata: dict[str, Any],
+        ref: str,
+        budget: layers.Budget,
     ) -> None:
         scrubbed = pipe_mod.Pipe(PIPE_CHUNKS)
-        budget = layers.Budget(self._max_expanded_bytes, fetch.MAX_EXPANDED_REASON)
         scrubber = pipe_mod.Stage(
             "snapshot-scrub",
             lambda: pipe_mod.pump(

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Nova ``network_info`` → a plain, typed plan of the container's links.
 
 Pure: no I/O, no CONF.  Everything the privileged helpers need arrives here
@@ -88,18 +100,10 @@ class LinkPlan:
 
 @dataclasses.dataclass(frozen=True)
 class NetworkPlan:
-    """The links of a container plus its resolver configuration."""
+    """The links of a container plus the DNS servers its subnets name."""
 
     links: tuple[LinkPlan, ...]
     nameservers: tuple[str, ...]
-    search: tuple[str, ...]
-
-    def resolv_conf(self) -> str:
-        """Return ``/etc/resolv.conf`` content; the driver places it."""
-        lines = [f"nameserver {ns}" for ns in self.nameservers]
-        if self.search:
-            lines.append("search " + " ".join(self.search))
-        return "".join(line + "\n" for line in lines)
 
 
 def host_devices(vif_id: str, devname: str | None = None) -> HostDevices:
@@ -204,15 +208,13 @@ def _nameservers(network_info: Sequence[VifLike]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def build(network_info: Sequence[VifLike], search: Sequence[str] = ()) -> NetworkPlan:
+def build(network_info: Sequence[VifLike]) -> NetworkPlan:
     """Plan every VIF of an instance, in ``network_info`` order.
 
     The VIF at position N becomes ``ethN``.  For each IP version, the first
     VIF whose subnet has a gateway gets the only default route of that
     family; every subnet's host routes are kept.  Nameservers are all
-    subnets' DNS servers, first seen first; ``search`` (Neutron subnets carry
-    no search domain, so the caller decides, e.g. from the network's
-    ``dns_domain``) becomes the ``search`` line.
+    subnets' DNS servers, first seen first.
     """
     unclaimed = {4, 6}
     links = []
@@ -223,5 +225,4 @@ def build(network_info: Sequence[VifLike], search: Sequence[str] = ()) -> Networ
     return NetworkPlan(
         links=tuple(links),
         nameservers=_nameservers(network_info),
-        search=tuple(d for d in search if d),
     )

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Plug Neutron VIFs into containers: the service the driver calls.
 
 Each VIF becomes a veth pair.  The host end carries Nova's device name
@@ -22,6 +34,7 @@ is gone both succeed.  Every failure is a
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -31,7 +44,6 @@ from typing import Any
 
 import os_vif
 from nova import exception as nova_exception
-from nova.conf import CONF
 from nova.network import model
 from nova.network import os_vif_util
 from os_vif.objects import instance_info as osv_instance
@@ -94,10 +106,17 @@ class VifPlugger:
 
     :param datapath_type: OVS datapath used when Neutron's binding names
         none (``[docker] ovs_datapath_type``).
+    :param ovsdb_config: returns os-vif's ``[os_vif_ovs]`` settings; called
+        on first use, once ``os_vif.initialize()`` has registered them.
     """
 
-    def __init__(self, datapath_type: str = "system") -> None:
+    def __init__(
+        self,
+        datapath_type: str = "system",
+        ovsdb_config: Callable[[], Any] | None = None,
+    ) -> None:
         self._datapath_type = datapath_type
+        self._ovsdb_config = ovsdb_config
         self._switch: ovsdb_lib.BaseOVS | None = None
 
     def plug(
@@ -105,15 +124,14 @@ class VifPlugger:
         instance: objects.Instance,
         network_info: Sequence[Mapping[str, Any]],
         target: nova_docker.privsep.netns.NetnsTarget,
-        search: Sequence[str] = (),
     ) -> plan.NetworkPlan:
         """Plug every VIF into the container's netns as eth0, eth1, ….
 
-        Returns the plan; its ``resolv_conf()`` is for the driver to place.
+        Returns the plan.
         """
         with _wrapped("plan", _ids(network_info)):
             vifs = [_hydrate(vif) for vif in network_info]
-            net_plan = plan.build(vifs, search)
+            net_plan = plan.build(vifs)
         for vif, link in zip(vifs, net_plan.links, strict=True):
             self._plug(instance, vif, link, target)
         return net_plan
@@ -207,8 +225,10 @@ class VifPlugger:
         """The switch os-vif plugs into (``[os_vif_ovs]``), connected on
         first use."""
         if self._switch is None:
+            if self._ovsdb_config is None:
+                raise RuntimeError("VifPlugger was given no [os_vif_ovs] settings")
             os_vif.initialize()
-            self._switch = ovsdb_lib.BaseOVS(CONF.os_vif_ovs)
+            self._switch = ovsdb_lib.BaseOVS(self._ovsdb_config())
         return self._switch
 
     def _plug(

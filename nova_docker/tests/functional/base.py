@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """A DockerDriver on the real engine, with Nova's Glance fixture in front.
 
 The fixture is extended to hand out image data in Glance-sized chunks (the
@@ -80,6 +92,8 @@ class DriverTestCase(DockerHostMixin, test.NoDBTestCase):
     def make_driver(self) -> driver.DockerDriver:
         docker_driver = driver.DockerDriver(fake.FakeVirtAPI())
         docker_driver.init_host(self.host)
+        # As nova-compute does when it stops: ends the root-disk audit.
+        self.addCleanup(docker_driver.cleanup_host, self.host)
         return docker_driver
 
     def make_image(

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """A Docker Engine of the test's own, to stop, kill, freeze and reconfigure.
 
 Fault tests cannot touch the host's engine: a demo cloud may be using it.
@@ -13,8 +25,10 @@ Teardown always runs, whatever the test did: the engine is started again if
 it was down so that it removes its own containers, then stopped; anything
 still alive that belongs to it (its containerd, runc containers, shims) is
 killed by PID, found through its own state under the temporary directory; its
-mounts are unmounted; the directory is removed; a ``dockremap`` user that
-``--userns-remap=default`` created is deleted again.
+mounts are unmounted; the loop device of a data root on a file system of its
+own (``data_root_fs``) is detached; the directory, with the file system's
+image file, is removed; a ``dockremap`` user that ``--userns-remap=default``
+created is deleted again.
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -48,6 +63,28 @@ SAFETY_LIMIT_SECONDS = 60
 BASE_DIR = "/tmp"
 REMAP_USER = "dockremap"
 _PR_SET_PDEATHSIG = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DataRootFs:
+    """A file system for the engine's data root, made in a sparse file and
+    loop-mounted: one on which the engine can enforce quotas, as ext4
+    cannot."""
+
+    kind: str
+    mkfs: tuple[str, ...]
+    mount_options: str = ""
+    size_bytes: int = 3 * 1024**3
+
+
+#: overlay2's quotas need XFS mounted with project quotas.
+XFS_PQUOTA = DataRootFs("xfs", ("mkfs.xfs", "-q"), "pquota")
+#: The btrfs storage driver sets its quotas itself (qgroups).
+BTRFS = DataRootFs("btrfs", ("mkfs.btrfs", "-q"))
+
+
+class MountRefused(Exception):
+    """The kernel would not mount the file system; the text says why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +119,78 @@ def require_prerequisites(userns_remap: bool = False) -> None:
         )
 
 
+def loop_mount(fs: DataRootFs, image: str, mount_point: str) -> str:
+    """Make ``fs`` in the file ``image`` and mount it; returns the loop
+    device.  A refused mount leaves the device detached."""
+    with open(image, "wb") as sparse:
+        sparse.truncate(fs.size_bytes)
+    subprocess.run([*fs.mkfs, image], check=True, capture_output=True)
+    device = subprocess.run(
+        ["losetup", "--find", "--show", image],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    options = ["-o", fs.mount_options] if fs.mount_options else []
+    mounted = subprocess.run(
+        ["mount", "-t", fs.kind, *options, device, mount_point],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        kernel = _kernel_says(device)
+        loop_unmount(device, None)
+        raise MountRefused(
+            f"mount -t {fs.kind} {' '.join(options)} refused: "
+            f"{' '.join(mounted.stderr.split())}; the kernel said: {kernel}"
+        )
+    return device
+
+
+def loop_unmount(device: str | None, mount_point: str | None) -> None:
+    if mount_point and os.path.ismount(mount_point):
+        subprocess.run(["umount", mount_point], check=False, capture_output=True)
+    if device:
+        # If something still holds the mount, the kernel frees the device
+        # when it lets go (autoclear).
+        subprocess.run(["losetup", "--detach", device], check=False)
+
+
+def _kernel_says(device: str) -> str:
+    """The kernel's last log line about ``device`` (``XFS (loop0): ...``)."""
+    marker = f"({os.path.basename(device)})"
+    log = subprocess.run(["dmesg"], check=False, capture_output=True, text=True)
+    lines = [line for line in log.stdout.splitlines() if marker in line]
+    return lines[-1].split("] ", 1)[-1] if lines else "(nothing)"
+
+
+@functools.cache
+def data_root_refusal(fs: DataRootFs) -> str | None:
+    """Why this kernel cannot mount ``fs`` as a data root; None if it can."""
+    with tempfile.TemporaryDirectory(prefix="nova-docker-fs-", dir=BASE_DIR) as tmp:
+        mount_point = os.path.join(tmp, "mnt")
+        os.mkdir(mount_point)
+        try:
+            device = loop_mount(fs, os.path.join(tmp, "fs.img"), mount_point)
+        except MountRefused as e:
+            return str(e)
+        loop_unmount(device, mount_point)
+    return None
+
+
+def require_data_root_fs(fs: DataRootFs) -> None:
+    """Its tools are a missing install (a failure under CI); a kernel that
+    refuses the file system is this host's fact, so a plain skip."""
+    require(
+        shutil.which(fs.mkfs[0]) is not None,
+        f"{fs.mkfs[0]} is not installed (tools/ensure-engine.sh installs it)",
+    )
+    refusal = data_root_refusal(fs)
+    if refusal is not None:
+        raise unittest.SkipTest(refusal)
+
+
 def free_tcp_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -96,11 +205,14 @@ class PrivateEngine(fixtures.Fixture):
         live_restore: bool = False,
         userns_remap: bool = False,
         tls: ServerTls | None = None,
+        data_root_fs: DataRootFs | None = None,
     ) -> None:
         super().__init__()
         self.live_restore = live_restore
         self.userns_remap = userns_remap
         self.tls = tls
+        self.data_root_fs = data_root_fs
+        self.data_device: str | None = None
         self.tcp_port: int | None = None
         self.root = ""
         self.bridge = ""
@@ -138,6 +250,7 @@ class PrivateEngine(fixtures.Fixture):
         # The remapped root of a userns engine must be able to traverse it.
         os.chmod(self.root, 0o711)  # noqa: S103 (traverse only, no listing)
         self.addCleanup(shutil.rmtree, self.root, ignore_errors=True)
+        self.addCleanup(self._detach_data_root)
         self.addCleanup(self._unmount_all)
         self.addCleanup(self._reap_leftovers)
         if self.userns_remap and not _user_exists(REMAP_USER):
@@ -148,6 +261,11 @@ class PrivateEngine(fixtures.Fixture):
         self.addCleanup(_delete_bridge, self.bridge)
         if self.tls is not None:
             self.tcp_port = free_tcp_port()
+        if self.data_root_fs is not None:
+            os.mkdir(self.path("data"))
+            self.data_device = loop_mount(
+                self.data_root_fs, self.path("data.img"), self.path("data")
+            )
         self._write_config()
         self.start()
 
@@ -316,6 +434,12 @@ class PrivateEngine(fixtures.Fixture):
                 ["umount", "--lazy", mount_point], check=False, capture_output=True
             )
 
+    def _detach_data_root(self) -> None:
+        """After every mount is gone: free the loop device (rmtree then
+        removes its image file)."""
+        loop_unmount(self.data_device, self.path("data"))
+        self.data_device = None
+
     def mounts(self) -> list[str]:
         """Mount points at or under the engine's directory."""
         with open("/proc/self/mountinfo") as mountinfo:
@@ -391,18 +515,23 @@ class PrivateEngineTestCase(base.DriverTestCase):
 
     live_restore = False
     userns_remap = False
+    data_root_fs: DataRootFs | None = None
     api_timeout = 5
 
     def setUp(self):
         super().setUp()
         require_prerequisites(self.userns_remap)
+        if self.data_root_fs is not None:
+            require_data_root_fs(self.data_root_fs)
         self.engine = self.useFixture(self.make_engine())
         self.client = self.engine.client()
         self.use_engine(self.engine.url)
 
     def make_engine(self) -> PrivateEngine:
         return PrivateEngine(
-            live_restore=self.live_restore, userns_remap=self.userns_remap
+            live_restore=self.live_restore,
+            userns_remap=self.userns_remap,
+            data_root_fs=self.data_root_fs,
         )
 
     def use_engine(self, url: str, **tls_options: object) -> None:

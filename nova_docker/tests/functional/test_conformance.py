@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Nova's own virt driver conformance suite, run against a real engine.
 
 ``_VirtDriverTestCase`` ships in the nova wheel.  It spawns the instance of
@@ -9,7 +21,12 @@ tests in ``NotImplementedReportTestCase`` pin exactly which ones those are.
 
 from __future__ import annotations
 
+import json
+
+from nova import exception
+from nova import objects
 from nova import test
+from nova.compute import power_state
 from nova.tests.unit import utils as test_utils
 from nova.tests.unit.virt import test_virt_drivers
 
@@ -32,6 +49,7 @@ class DockerDriverConformanceTestCase(
         image["disk_format"] = "raw"
         self.image_service._imagedata[TEST_IMAGE_ID] = engine_support.busybox_tarball()
         self.connection.init_host(self.host)
+        self.addCleanup(self.connection.cleanup_host, self.host)
 
     def _get_running_instance(self, obj=True):
         # Upstream's version spawns with an OVS port on a bridge that no
@@ -45,8 +63,19 @@ class DockerDriverConformanceTestCase(
         return instance, []
 
     def test_live_migration(self):
-        # Upstream skips this for drivers without live migration; we pin it.
+        # Upstream skips this for drivers without live migration.  Nova never
+        # reaches live_migration here: the pre-checks refuse, naming why, and
+        # the server stays ACTIVE where it is.
         instance, _ = self._get_running_instance()
+        for check in (
+            lambda: self.connection.check_can_live_migrate_destination(
+                self.ctxt, instance, {}, {}
+            ),
+            lambda: self.connection.check_can_live_migrate_source(
+                self.ctxt, instance, {}
+            ),
+        ):
+            self.assertRaises(exception.MigrationPreCheckError, check)
         self.assertRaises(
             NotImplementedError,
             self.connection.live_migration,
@@ -56,6 +85,34 @@ class DockerDriverConformanceTestCase(
             None,
             None,
         )
+
+    def test_migrate_disk_and_power_off(self):
+        # Upstream's instance has no migration record, which Nova always
+        # makes first: it says where the server goes.
+        instance, network_info = self._get_running_instance()
+        migration = objects.Migration(
+            context=self.ctxt,
+            source_compute=self.host,
+            dest_compute="dest_host",
+            instance_uuid=instance.uuid,
+            migration_type="migration",
+            status="migrating",
+        )
+        migration.create()
+        instance.migration_context = objects.MigrationContext(
+            instance_uuid=instance.uuid, migration_id=migration.id
+        )
+        disk_info = self.connection.migrate_disk_and_power_off(
+            self.ctxt,
+            instance,
+            "dest_host",
+            test_utils.get_test_flavor(),
+            network_info,
+        )
+        image_id = json.loads(disk_info)["image_id"]
+        self.assertIn(image_id, self.image_service.images)
+        state = self.connection.get_info(instance).state
+        self.assertEqual(power_state.SHUTDOWN, state)
 
     def test_live_migration_force_complete(self):
         # Upstream's version reaches into libvirt's ``active_migrations``.

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Host-level calls: loading, resources, engine reachability."""
 
 from __future__ import annotations
@@ -74,7 +86,8 @@ class ResourcesTestCase(base.DriverTestCase):
         self.assertEqual(256, inventory[orc.MEMORY_MB]["reserved"])
         self.assertEqual(1.0, inventory[orc.MEMORY_MB]["allocation_ratio"])
         self.assertEqual(disk.total // 1024**3, inventory[orc.DISK_GB]["total"])
-        self.assertEqual(2, inventory[orc.DISK_GB]["reserved"])
+        # The image cache comes on top (test_host_bounds.py).
+        self.assertGreaterEqual(inventory[orc.DISK_GB]["reserved"], 2)
 
     def test_traits_claim_raw_images_and_interface_attach_only(self):
         traits = self.driver.capabilities_as_traits()

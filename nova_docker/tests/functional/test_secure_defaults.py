@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """What a tenant's container may do on the host, with default settings.
 
 Checked twice where it matters: in the engine's view of the container
@@ -81,7 +93,15 @@ class SecureDefaultsTestCase(base.DriverTestCase):
         self.assertGreater(host_config["PidsLimit"], 0)
         self.assertEqual("none", host_config["NetworkMode"])
         self.assertEqual(
-            {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "2"}},
+            {
+                "Type": "local",
+                "Config": {
+                    "mode": "blocking",
+                    "max-size": "10m",
+                    "max-file": "2",
+                    "compress": "false",
+                },
+            },
             host_config["LogConfig"],
         )
         self.assertNotEqual("host", host_config["PidMode"])

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Fixtures: a Docker Engine, the host's shared Open vSwitch, os-vif on it.
 
 See :mod:`.support` for what gets created and how it is cleaned up.
@@ -22,11 +34,11 @@ from oslo_config import cfg
 import nova_docker.privsep
 from nova_docker import conf
 from nova_docker import driver as driver_mod
-from nova_docker.aio import ovs as aio_ovs
-from nova_docker.aio.procs import ProcessError
 from nova_docker.engine import naming
 from nova_docker.tests.functional.network import support
 from nova_docker.tests.functional.network.support import unavailable
+from nova_docker_aio.procs import ProcessError
+from nova_docker_aio.services import ovs as aio_ovs
 
 CONF = cfg.CONF
 
@@ -159,6 +171,7 @@ def docker_driver(
     driver = driver_mod.DockerDriver(fake.FakeVirtAPI())
     driver.init_host(host)
     yield driver
+    driver.cleanup_host(host)
     for found in engine.api.containers(
         all=True, filters={"label": f"{naming.HOST_LABEL}={host}"}
     ):

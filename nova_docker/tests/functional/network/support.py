@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Helpers for plugging real containers into a real userspace Open vSwitch.
 
 Everything the tests create is named or tracked so teardown removes exactly it:
@@ -18,10 +30,12 @@ import uuid
 
 import docker
 import pytest
+from nova.conf import CONF
 
 import nova_docker.privsep.netns
-from nova_docker.aio import ovs as aio_ovs
+from nova_docker.network import vifs
 from nova_docker.tests import engine_support
+from nova_docker_aio.services import ovs as aio_ovs
 
 APPLETS = ("sh", "sleep", "nc", "ping", "ping6", "ip", "cat", "echo")
 BRIDGE = "ndtbrint"
@@ -43,7 +57,7 @@ def new_vif_id() -> str:
 
 
 class Ovs:
-    """The host's shared Open vSwitch (see :mod:`nova_docker.aio.ovs`), as
+    """The host's shared Open vSwitch (see :mod:`nova_docker_aio.services.ovs`), as
     the tests use it: its OVSDB connection and ``ovs-vsctl``.
 
     The tests add only the bridge :data:`BRIDGE` and remove only it, so they
@@ -139,3 +153,9 @@ def forward_rules() -> str:
         ).stdout
         for binary in ("iptables", "ip6tables")
     )
+
+
+def netdev_plugger() -> vifs.VifPlugger:
+    """A plugger for this machine's userspace (netdev) switch, configured
+    from os-vif's ``[os_vif_ovs]`` as the driver configures it."""
+    return vifs.VifPlugger(datapath_type="netdev", ovsdb_config=lambda: CONF.os_vif_ovs)

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The driver plugs Neutron ports on every start, on a real Open vSwitch.
 
 Two instances spawned by DockerDriver with one OVS port each must reach each
@@ -27,7 +39,7 @@ CONF = cfg.CONF
 def make_instance(ctxt: context.RequestContext, index: int) -> objects.Instance:
     # Built by hand: Nova's test helpers import nova.tests, which patches the
     # process with eventlet and breaks in-process pyroute2.
-    flavor = objects.Flavor(memory_mb=64, vcpus=1, extra_specs={})
+    flavor = objects.Flavor(memory_mb=64, vcpus=1, root_gb=0, extra_specs={})
     return objects.Instance(
         ctxt,
         id=index,

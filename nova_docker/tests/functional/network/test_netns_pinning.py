@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 #    Licensed under the Apache License, Version 2.0 (the "License"); you may
 #    not use this file except in compliance with the License. You may obtain
 #    a copy of the License at
@@ -101,7 +113,7 @@ def assert_host_untouched(vif, ovs, links_before: set[str]) -> None:
 @pytest.fixture
 def plugger(osvif: None) -> Iterator[tuple[vifs.VifPlugger, object, list]]:
     """A plugger, an instance and a VIF, unplugged whatever happens."""
-    made = vifs.VifPlugger(datapath_type="netdev")
+    made = support.netdev_plugger()
     instance, vif = make_instance(40), make_vif(40, False, None)
     yield made, instance, vif
     made.unplug(instance, [vif])

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Plug real containers into a real (userspace) Open vSwitch through os-vif.
 
 Two busybox containers on one test network must reach each other (ping and
@@ -129,18 +141,16 @@ def test_two_containers_talk_survive_restart_and_leave_nothing(
     containers, ovs, plugged, hybrid, details_datapath
 ):
     # Neutron's binding names the datapath in one case; the option in the other.
-    plugger = vifs.VifPlugger(datapath_type="netdev")
+    plugger = support.netdev_plugger()
     one, two = containers(), containers()
     vif_one, vif_two = make_vif(1, hybrid, details_datapath), make_vif(2, hybrid, None)
     inst_one, inst_two = make_instance(1), make_instance(2)
     plugged += [(plugger, inst_one, [vif_one]), (plugger, inst_two, [vif_two])]
 
-    net_plan = plugger.plug(
-        inst_one, [vif_one], support.target_of(one), search=["ndt.test"]
-    )
+    net_plan = plugger.plug(inst_one, [vif_one], support.target_of(one))
     plugger.plug(inst_two, [vif_two], support.target_of(two))
 
-    assert net_plan.resolv_conf() == "nameserver 10.250.7.53\nsearch ndt.test\n"
+    assert net_plan.nameservers == ("10.250.7.53",)
     _code, routes = one.exec_run(["ip", "route"])
     assert b"default via 10.250.7.1 dev eth0" in routes
     _code, link = one.exec_run(["ip", "link", "show", "eth0"])
@@ -171,7 +181,7 @@ def test_two_containers_talk_survive_restart_and_leave_nothing(
 def test_attach_takes_the_next_free_name_and_detach_removes_it(
     containers, ovs, plugged
 ):
-    plugger = vifs.VifPlugger(datapath_type="netdev")
+    plugger = support.netdev_plugger()
     one = containers()
     first, second = make_vif(3, False, None), make_vif(4, False, None)
     instance = make_instance(3)
@@ -190,7 +200,7 @@ def test_attach_takes_the_next_free_name_and_detach_removes_it(
 
 
 def test_plug_into_a_vanished_process_raises_vif_plug_error(containers, ovs, plugged):
-    plugger = vifs.VifPlugger(datapath_type="netdev")
+    plugger = support.netdev_plugger()
     one = containers()
     target = support.target_of(one)
     one.remove(force=True)

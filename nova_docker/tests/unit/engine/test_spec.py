@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 from __future__ import annotations
 
 import pytest
@@ -35,7 +47,15 @@ def test_defaults_are_unprivileged_networkless_and_never_restarted():
     assert host["network_mode"] == "none"
     assert host["restart_policy"] == {"Name": "no"}
     assert host["cap_drop"] is None
-    assert host["log_config"]["Config"] == {"max-size": "10m", "max-file": "2"}
+    assert host["log_config"] == {
+        "Type": "local",
+        "Config": {
+            "mode": "blocking",
+            "max-size": "10m",
+            "max-file": "2",
+            "compress": "false",
+        },
+    }
 
 
 def test_create_kwargs_keep_command_none_for_the_image_default():

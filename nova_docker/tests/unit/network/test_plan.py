@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """network_info → link plan: names, addresses, the one default route, DNS."""
 
 from __future__ import annotations
@@ -110,22 +122,19 @@ def test_tap_name_is_derived_from_the_id_when_neutron_gave_no_devname():
     assert plan.host_devices(fakes.VIF_ID, "tapcustom").tap == "tapcustom"
 
 
-def test_resolv_conf_lists_every_subnets_servers_once_and_the_search_domain():
+def test_nameservers_are_every_subnets_servers_once_first_seen_first():
     first = fakes.dual_stack()
     second = fakes.dual_stack(fakes.OTHER_ID)
 
-    net_plan = plan.build([first, second], search=["example.org", ""])
+    net_plan = plan.build([first, second])
 
     assert net_plan.nameservers == ("10.0.0.2", "fd00:1::2")
-    assert net_plan.resolv_conf() == (
-        "nameserver 10.0.0.2\nnameserver fd00:1::2\nsearch example.org\n"
-    )
 
 
-def test_resolv_conf_is_empty_without_dns_servers_or_domains():
+def test_subnets_without_dns_servers_give_no_nameservers():
     isolated = fakes.vif([fakes.subnet("10.3.0.0/24", ["10.3.0.5"])])
 
-    assert plan.build([isolated]).resolv_conf() == ""
+    assert plan.build([isolated]).nameservers == ()
 
 
 def test_network_info_as_plain_json_dicts_plans_the_same():

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The VIF service, with privsep entrypoints and os-vif mocked (its seams)."""
 
 from __future__ import annotations
@@ -124,14 +136,11 @@ def test_hybrid_plug_bridges_the_tap_and_opens_forwarding(seams, instance):
     seams.firewall.allow_bridged.assert_called_once_with("qbr0dd7a1b2-c3")
 
 
-def test_plug_returns_the_plan_with_resolv_conf(seams, instance):
-    net_plan = vifs.VifPlugger().plug(
-        instance, [fakes.dual_stack()], TARGET, search=["example.org"]
-    )
+def test_plug_returns_the_plan_it_plugged(seams, instance):
+    net_plan = vifs.VifPlugger().plug(instance, [fakes.dual_stack()], TARGET)
 
-    assert net_plan.resolv_conf() == (
-        "nameserver 10.0.0.2\nnameserver fd00:1::2\nsearch example.org\n"
-    )
+    assert [link.ifname for link in net_plan.links] == ["eth0"]
+    assert net_plan.nameservers == ("10.0.0.2", "fd00:1::2")
 
 
 def test_unplug_removes_rule_veth_and_os_vif_devices(seams, instance):
