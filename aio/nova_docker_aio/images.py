@@ -45,17 +45,25 @@ def ensure_busybox() -> None:
     host.apt_install(packages, why="the locally built images' rootfs")
 
 
-def rootfs_tar(extra_files: Mapping[str, bytes] | None = None) -> bytes:
-    """A tar of ``/bin/busybox``, its applet links, ``/etc``, ``/tmp``, and
-    ``extra_files`` (absolute path -> content)."""
+def rootfs_tar(
+    extra_files: Mapping[str, bytes] | None = None,
+    applets: tuple[str, ...] = APPLETS,
+) -> bytes:
+    """A tar of ``/bin/busybox``, links for ``applets``, ``/etc``, ``/root``,
+    ``/tmp``, and ``extra_files`` (absolute path -> content).
+
+    The one rootfs builder: the launcher's demo, the benchmarks and every
+    test suite make their images from it.
+    """
     buf = io.BytesIO()
+    directories = (("bin", 0o755), ("etc", 0o755), ("root", 0o700), ("tmp", 0o1777))
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for directory, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777)):
+        for directory, mode in directories:
             info = tarfile.TarInfo(directory)
             info.type, info.mode = tarfile.DIRTYPE, mode
             tar.addfile(info)
         tar.add(str(BUSYBOX), arcname="bin/busybox")
-        for applet in APPLETS:
+        for applet in applets:
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)

@@ -30,7 +30,8 @@ import uuid
 
 import docker
 
-BUSYBOX = "/bin/busybox"
+from nova_docker_aio import images
+
 APPLETS = ("sh", "echo", "sleep", "cat", "ls", "touch", "date", "true", "env", "id")
 # PID 1 gets no default signal handlers, so the image traps TERM itself;
 # otherwise every stop would wait the whole stop timeout.
@@ -65,26 +66,9 @@ def engine_client() -> docker.APIClient:
 def rootfs_tar(
     extra_files: dict[str, bytes] | None = None, applets: tuple[str, ...] = APPLETS
 ) -> bytes:
-    """A tiny root filesystem: static busybox and links for ``applets``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for directory in ("bin", "tmp", "etc", "root"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = (
-                tarfile.DIRTYPE,
-                0o1777 if directory == "tmp" else 0o755,
-            )
-            tar.addfile(info)
-        tar.add(BUSYBOX, arcname="bin/busybox")
-        for applet in applets:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-        for path, content in (extra_files or {}).items():
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
+    """A tiny root filesystem: static busybox and links for ``applets``,
+    from the one builder the launcher, benchmarks and tests share."""
+    return images.rootfs_tar(extra_files, applets)
 
 
 def build_image(

@@ -16,15 +16,14 @@ hung test, not an assertion about speed."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+
+from nova_docker_aio import poll
 
 SAFETY_LIMIT_SECONDS = 60
 
 
 def until(condition: Callable[[], bool], what: str = "condition") -> None:
-    deadline = time.monotonic() + SAFETY_LIMIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} never became true")
-        time.sleep(0.1)
+    """The launcher's one poll helper, polling briskly: what the driver's
+    tests wait for (a line of output, a state) comes within moments."""
+    poll.until(condition, what, SAFETY_LIMIT_SECONDS, interval=0.1)
