@@ -36,6 +36,7 @@ from oslo_utils import units
 
 from nova_docker import bounds
 from nova_docker import exception
+from nova_docker import host
 from nova_docker import inject
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
@@ -165,7 +166,9 @@ class Containers:
         pids_cap = spec_mod.pids_limit_for(extra_specs, opts.pids_limit)
         nofile_cap = spec_mod.nofile_limit_for(extra_specs, opts.nofile_limit)
         if self._shares is None:
-            return bounds.Limits(pids=pids_cap, nofile=nofile_cap)
+            # No host facts yet: still never more than the engine can grant.
+            nofile = min(nofile_cap, host.nofile_hard_limit())
+            return bounds.Limits(pids=pids_cap, nofile=nofile)
         return self._shares.for_instance(flavor.memory_mb, pids_cap, nofile_cap)
 
     # -- creation ---------------------------------------------------------

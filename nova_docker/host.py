@@ -24,6 +24,7 @@ import dataclasses
 import os
 import platform
 import re
+import resource
 import shutil
 import time
 from typing import Any
@@ -97,8 +98,20 @@ def read_kernel_limits(root: str = PROC_SYS) -> bounds.KernelLimits:
         pid_max=read("kernel/pid_max"),
         threads_max=read("kernel/threads-max"),
         file_max=read("fs/file-max"),
-        nr_open=read("fs/nr_open"),
+        nr_open=min(read("fs/nr_open"), nofile_hard_limit()),
     )
+
+
+def nofile_hard_limit() -> int:
+    """This process's hard ``RLIMIT_NOFILE``, a stand-in for the engine's.
+
+    Without ``CAP_SYS_RESOURCE`` (a container host, a sandbox) the engine
+    cannot give a container more than its own hard limit: runc's setrlimit
+    fails with EPERM and the container never starts.  Where the engine runs
+    with a higher limit than nova-compute, this is merely conservative.
+    """
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return hard if hard != resource.RLIM_INFINITY else 1 << 30
 
 
 def reserved_disk_gb(reserved_host_disk_mb: int, facts: HostFacts) -> int:

@@ -31,9 +31,17 @@ def test_kernel_limits_are_read_from_proc_sys(tmp_path):
     }.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(value)
+    nr_open = min(1048576, host.nofile_hard_limit())
     assert host.read_kernel_limits(str(tmp_path)) == bounds.KernelLimits(
-        pid_max=32768, threads_max=192730, file_max=2466177, nr_open=1048576
+        pid_max=32768, threads_max=192730, file_max=2466177, nr_open=nr_open
     )
+
+
+def test_nofile_ceiling_is_no_more_than_this_process_may_grant():
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    ceiling = host.nofile_hard_limit()
+    assert hard in (ceiling, resource.RLIM_INFINITY)
+    assert ceiling > 0
 
 
 def test_this_hosts_kernel_limits_are_positive():
