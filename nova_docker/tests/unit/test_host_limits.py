@@ -13,6 +13,7 @@
 """Host facts for the bounds: the kernel's limits and the image cache."""
 
 import dataclasses
+import resource
 
 from nova_docker import bounds
 from nova_docker import host
