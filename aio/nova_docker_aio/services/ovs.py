@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -160,17 +161,91 @@ def live_claims(switch: Switch) -> dict[str, str]:
     }
 
 
-def _start(switch: Switch) -> None:
-    """A fresh database and both daemons; stale state of a crash goes."""
-    if NETDEV_TAP.exists():
+def vswitchd_pids() -> list[int]:
+    """Every ovs-vswitchd in this network namespace, ours or not: the
+    datapath's tap belongs to the one of its own namespace."""
+    here = os.readlink("/proc/self/ns/net")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "ovs-vswitchd" and (
+                    os.readlink(entry / "ns" / "net") == here
+                ):
+                    found.append(int(entry.name))
+    return found
+
+
+def internal_ports(db: Path) -> list[str]:
+    """The internal ports (each bridge's own among them) that a switch
+    database names; read offline, so it works after the switch died."""
+    if not db.exists():
+        return []
+    query = json.dumps(
+        [
+            "Open_vSwitch",
+            {
+                "op": "select",
+                "table": "Interface",
+                "where": [["type", "==", "internal"]],
+                "columns": ["name"],
+            },
+        ]
+    )
+    result = subprocess.run(
+        ["ovsdb-tool", "query", str(db), query],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        return []
+    return [row["name"] for row in json.loads(result.stdout)[0].get("rows", [])]
+
+
+def clear_dead_datapath(switch: Switch) -> list[str]:
+    """Remove what a switch killed without cleanup left in the kernel.
+
+    The userspace datapath's tap and every internal port's tap are
+    persistent: a vswitchd that dies by SIGKILL (an OOM kill, a CI runner
+    ending the job) leaves them behind, and the next start would take the
+    datapath's tap for another switch's.  With no ovs-vswitchd alive on the
+    host they are garbage, so the taps our own database names and the
+    datapath's go.  While any ovs-vswitchd lives, the tap is its, and this
+    refuses.  Returns the names removed.
+    """
+    if not NETDEV_TAP.exists():
+        return []
+    if vswitchd_pids():
         raise SwitchError(
             "another ovs-vswitchd (not started by nova-docker-aio) runs the "
             "userspace datapath on this host; stop it first"
         )
+    removed = []
+    for name in [*internal_ports(switch.root / "conf.db"), NETDEV_TAP.name]:
+        if (NETDEV_TAP.parent / name).exists():
+            subprocess.run(
+                ["ip", "link", "delete", name], capture_output=True, check=False
+            )
+            removed.append(name)
+    return removed
+
+
+def _start(switch: Switch) -> None:
+    """A fresh database and both daemons; stale state of a crash goes."""
     for daemon in ("ovsdb-server", "ovs-vswitchd"):
         procs.stop(switch.pidfile(daemon), timeout=10)
+    removed = clear_dead_datapath(switch)
+    if removed:
+        say(f"  [ovs] removed what a killed switch left: {', '.join(removed)}")
     db = switch.root / "conf.db"
     db.unlink(missing_ok=True)
+    # A killed daemon leaves its sockets; waiting for them would then not
+    # wait for the new daemon at all.
+    for stale in (
+        switch.db_sock,
+        switch.ctl("ovsdb-server"),
+        switch.ctl("ovs-vswitchd"),
+    ):
+        stale.unlink(missing_ok=True)
     log = switch.log("ovsdb-server")
     procs.run(["ovsdb-tool", "create", str(db), str(SCHEMA)], log)
     pidfile = switch.pidfile("ovsdb-server")

@@ -86,6 +86,9 @@ def ovs(root: None) -> Iterator[support.Ovs]:
     except (aio_ovs.SwitchError, ProcessError) as exc:
         unavailable(f"no usable Open vSwitch: {exc}")
     try:
+        # Made here, not by the first plug: a test that checks the bridge
+        # before (or without) plugging must not depend on test order.
+        aio_ovs.add_bridge(switch, support.BRIDGE)
         yield support.Ovs(switch)
     finally:
         with contextlib.suppress(aio_ovs.SwitchError):

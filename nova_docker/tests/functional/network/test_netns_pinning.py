@@ -10,18 +10,6 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-#    Licensed under the Apache License, Version 2.0 (the "License"); you may
-#    not use this file except in compliance with the License. You may obtain
-#    a copy of the License at
-#
-#         http://www.apache.org/licenses/LICENSE-2.0
-#
-#    Unless required by applicable law or agreed to in writing, software
-#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
-#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
-#    License for the specific language governing permissions and limitations
-#    under the License.
-
 """A plug reaches only the namespace of the container it names, on a real
 kernel: a PID that is a host process, PID 1, this process, another
 container's init, a dead container's (gone or reused) or a container sharing
@@ -52,6 +40,9 @@ from nova_docker.tests.functional.network.test_plug import make_instance
 from nova_docker.tests.functional.network.test_plug import make_vif
 
 NetnsRefused = nova_docker.privsep.netns.NetnsRefused
+# Every test here calls privileged entrypoints, some without a plug (and so
+# without the ``osvif`` fixture): in this root process, never via sudo.
+pytestmark = pytest.mark.usefixtures("in_process_privsep")
 TEST_NETS = (ipaddress.ip_network(SUBNET4), ipaddress.ip_network(SUBNET6))
 
 
