@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import shutil
 import socket
+import subprocess
 
+from nova_docker_aio import host
 from nova_docker_aio.host import HostError
 from nova_docker_aio.layout import Layout
 
@@ -138,3 +141,66 @@ def configure_host_side(layout: Layout, ranges: Ranges) -> None:
                 prefixlen=ranges.public.prefixlen,
             )
         ipr.link("set", index=index, state="up")
+
+
+def ensure_installed() -> None:
+    """The firewall tools :func:`guard_host` needs (Debian's docker.io
+    brings them, a bare machine may not have them yet)."""
+    if not all(shutil.which(tool) for tool in FIREWALLS):
+        host.apt_install(("iptables",), why="the host's guard on the public network")
+
+
+def guard_chain(layout: Layout) -> str:
+    """The name of this cloud's input filter chain (pure)."""
+    return f"NDA-IN-{layout.tag}"
+
+
+#: Both address families: the external bridge has an IPv6 link-local
+#: address even where the public network is IPv4 only.
+FIREWALLS = ("iptables", "ip6tables")
+
+
+def _table(tool: str, *args: str, check: bool = True) -> bool:
+    result = subprocess.run(
+        [tool, "-w", "10", *args], capture_output=True, text=True, check=False
+    )
+    if check and result.returncode != 0:
+        raise HostError(f"{tool} {' '.join(args)}: {result.stderr.strip()}")
+    return result.returncode == 0
+
+
+def guard_host(layout: Layout) -> None:
+    """Let nothing from the public network reach the host but replies.
+
+    Tenant traffic leaves a router onto the public network, and the host
+    has an address there (the subnet's gateway, so it can reach floating
+    IPs).  Without this, a server reaches every host service bound to
+    0.0.0.0, on that address and, routed by the host, on its others.  What
+    the cloud needs from that network is only the replies to what the
+    host starts (the floating-IP path), so new connections arriving on the
+    external bridge are dropped, whatever their destination address.
+    Idempotent: ``up`` twice leaves one jump and one chain.
+    """
+    chain, bridge = guard_chain(layout), layout.bridge("ext")
+    for tool in FIREWALLS:
+        if not _table(tool, "-n", "-L", chain, check=False):
+            _table(tool, "-N", chain)
+        _table(tool, "-F", chain)
+        _table(
+            tool, "-A", chain,
+            "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT",
+        )  # fmt: skip
+        _table(tool, "-A", chain, "-j", "DROP")
+        jump = ("INPUT", "-i", bridge, "-j", chain)
+        if not _table(tool, "-C", *jump, check=False):
+            _table(tool, "-I", *jump)
+
+
+def unguard_host(layout: Layout) -> None:
+    """Remove this cloud's chain and its jump (idempotent)."""
+    chain, bridge = guard_chain(layout), layout.bridge("ext")
+    for tool in FIREWALLS:
+        while _table(tool, "-D", "INPUT", "-i", bridge, "-j", chain, check=False):
+            pass
+        _table(tool, "-F", chain, check=False)
+        _table(tool, "-X", chain, check=False)

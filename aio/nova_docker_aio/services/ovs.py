@@ -345,14 +345,16 @@ def del_bridge(switch: Switch, name: str) -> None:
 
 
 class OpenVSwitch(Service):
-    """A cloud's share of the host's switch: its claim, its two bridges, and
-    the host's address on its external bridge."""
+    """A cloud's share of the host's switch: its claim, its two bridges, the
+    host's address on its external bridge and the guard that keeps tenant
+    traffic arriving there away from the host's services."""
 
     name = "ovs"
     daemon = False
 
     def ensure_installed(self, ctx: Context) -> None:
         ensure_installed()
+        external.ensure_installed()
 
     def start(self, ctx: Context) -> None:
         layout = ctx.layout
@@ -365,6 +367,7 @@ class OpenVSwitch(Service):
                 add_bridge(switch, layout.bridge("int"))
                 add_bridge(switch, layout.bridge("ext"))
                 external.configure_host_side(layout, ranges)
+                external.guard_host(layout)
 
     def stop(self, ctx: Context) -> None:
         """Remove this cloud's bridges and give back its claim; the last
@@ -378,6 +381,7 @@ class OpenVSwitch(Service):
                 for bridge in bridges:
                     del_bridge(switch, bridge)
             stopped = release(claim_name(layout), switch)
+            external.unguard_host(layout)
         if stopped:
             say("  [ovs] no cloud uses the shared switch any more: stopped it")
 

@@ -3,9 +3,9 @@
 Servers boot from an image whose busybox httpd answers ``Hello from <server
 name>`` on port 80.  What happens inside a server is read from its console
 log over the compute API: a server given the file ``/etc/peer`` (an injected
-file, hence compute microversion 2.56) prints what it fetches from that
-address, and every server prints its IPv4 and IPv6 addresses whenever they
-change.
+file, hence compute microversion 2.56) prints what it fetches from the
+address and port written there, and every server prints its IPv4 and IPv6
+addresses whenever they change.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ NET_SCRIPT = (
     "if [ -f /etc/peer ]; then "
     # busybox's static wget crashes without the C library's NSS files.
     "echo \"peer says: $(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | "
-    'nc -w 2 $(cat /etc/peer) 80 | tail -n 1)"; fi; '
+    'nc -w 2 $(cat /etc/peer) | tail -n 1)"; fi; '
     "now=$(ip -o -4 addr show | while read n dev f addr rest; do "
     "echo $dev=$addr; done); "
     '[ "$now" != "$old" ] && echo addrs: $now && old="$now"; sleep 1; done'
@@ -66,11 +66,13 @@ class Servers:
         self.made: list = []
         self.floating: list = []
 
-    def boot(self, peer: str | None = None, groups: tuple[str, ...] = ()):
+    def boot(
+        self, peer: str | None = None, groups: tuple[str, ...] = (), port: int = 80
+    ):
         flavor = self.conn.compute.find_flavor(FLAVOR, ignore_missing=False)
         extra = {}
         if peer:
-            contents = base64.b64encode(peer.encode()).decode()
+            contents = base64.b64encode(f"{peer} {port}".encode()).decode()
             extra["personality"] = [{"path": "/etc/peer", "contents": contents}]
         if groups:
             extra["security_groups"] = [{"name": g} for g in groups]
