@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo     bring up the all-in-one cloud and boot a container"
+	@echo "              (HOSTS=2: two compute hosts, Nova over RabbitMQ)"
 	@echo "make test     install what is missing and run every test on a real engine"
 	@echo "make lint     ruff"
 	@echo "make genconfig  regenerate etc/nova-docker.conf.sample"
@@ -40,7 +41,7 @@ genconfig: venv
 		--output-file etc/nova-docker.conf.sample
 
 demo: engine venv
-	$(BIN)/nova-docker-aio demo
+	$(BIN)/nova-docker-aio demo $(if $(HOSTS),--hosts $(HOSTS))
 
 demo-down: venv
 	$(BIN)/nova-docker-aio down

@@ -32,9 +32,11 @@ from nova_docker_aio.clouds_yaml import DEMO_CLOUD
 from nova_docker_aio.layout import DEFAULT_PORT_BASE
 from nova_docker_aio.layout import DEFAULT_STATE_DIR
 from nova_docker_aio.layout import PORT_BASE_ENV
+from nova_docker_aio.layout import PORT_OFFSETS
 from nova_docker_aio.layout import STATE_ENV
 from nova_docker_aio.layout import Layout
 from nova_docker_aio.layout import resolve
+from nova_docker_aio.services import engine_host
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port-base",
         type=int,
-        help=f"first of the cloud's 7 loopback ports (env {PORT_BASE_ENV}, "
+        help=f"first of the cloud's {len(PORT_OFFSETS)} loopback ports (env "
+        f"{PORT_BASE_ENV}, "
         f"default {DEFAULT_PORT_BASE})",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,14 +78,23 @@ def _parser() -> argparse.ArgumentParser:
             "boot with --nic none (default: as the cloud was first made; new "
             "clouds with the fake driver have no Neutron)",
         )
+        cmd.add_argument(
+            "--hosts",
+            type=int,
+            help="compute hosts, each with its own Docker Engine and OVN "
+            "chassis; 2 or more run Nova as separate services over RabbitMQ "
+            "(default: as the cloud was first made, else 1)",
+        )
     down = sub.add_parser("down", help="stop the cloud and remove its containers")
     down.add_argument("--keep-containers", action="store_true")
     restart = sub.add_parser(
         "restart",
-        help="restart Nova (API, conductor, scheduler and compute share one "
-        "process), e.g. after editing etc/nova/local.conf",
+        help="restart a Nova process, e.g. after editing etc/nova/local.conf: "
+        "nova (API, conductor, scheduler and compute share one process), or in "
+        "a cloud of several hosts nova-api, nova-conductor, nova-scheduler, "
+        "nova-compute-<i>",
     )
-    restart.add_argument("service", choices=["nova"])
+    restart.add_argument("service")
     sub.add_parser("status", help="which services run, where, and their logs")
     logs = sub.add_parser("logs", help="list the logs, or show one")
     logs.add_argument("service", nargs="?")
@@ -110,7 +122,7 @@ def _use_hint(layout: Layout) -> str:
 
 
 def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
-    seconds = cloud.up(layout, args.driver, args.with_neutron)
+    seconds = cloud.up(layout, args.driver, args.with_neutron, args.hosts)
     print(f"The cloud is up in {seconds:.1f}s. Use it with:\n{_use_hint(layout)}")
     return 0
 
@@ -118,7 +130,7 @@ def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
 def cmd_demo(layout: Layout, args: argparse.Namespace) -> int:
     from nova_docker_aio import demo  # noqa: PLC0415 - demo-only imports
 
-    seconds = cloud.up(layout, args.driver, args.with_neutron)
+    seconds = cloud.up(layout, args.driver, args.with_neutron, args.hosts)
     print(f"The cloud is up in {seconds:.1f}s.")
     try:
         demo.run(layout, cloud.has_neutron(layout))
@@ -145,6 +157,8 @@ def _glance_images(layout: Layout) -> list[str]:
 def cmd_down(layout: Layout, args: argparse.Namespace) -> int:
     host.require_root("nova-docker-aio down")
     images = [] if args.keep_containers else _glance_images(layout)
+    if not args.keep_containers:
+        _remove_private_engines_containers(layout)
     cloud.down(layout)
     if not args.keep_containers and engine.answers():
         with steps.step("docker", f"remove containers of {layout.compute_host}"):
@@ -155,6 +169,21 @@ def cmd_down(layout: Layout, args: argparse.Namespace) -> int:
     return 0
 
 
+def _remove_private_engines_containers(layout: Layout) -> None:
+    """In a cloud of several hosts, each host's containers live in its own
+    engine, which ``down`` stops: remove them while it still answers."""
+    count = cloud.hosts(layout)
+    if count == 1:
+        return
+    for index in range(1, count + 1):
+        url = engine_host.api_url(layout, index)
+        if engine.answers(url):
+            name = layout.host_name(index)
+            with steps.step("docker", f"remove containers of {name}"):
+                removed = engine.remove_containers_of(name, url)
+            print(f"  removed {', '.join(removed) or 'nothing'}")
+
+
 def cmd_restart(layout: Layout, args: argparse.Namespace) -> int:
     host.require_root("nova-docker-aio restart")
     seconds = cloud.restart(layout, args.service)
@@ -163,8 +192,9 @@ def cmd_restart(layout: Layout, args: argparse.Namespace) -> int:
 
 
 def cmd_status(layout: Layout, args: argparse.Namespace) -> int:
-    print(f"cloud in {layout.root} (compute host {layout.compute_host})")
     ctx = cloud.context(layout)
+    computes = ", ".join(layout.host_name(i) for i in range(1, ctx.hosts + 1))
+    print(f"cloud in {layout.root} (compute hosts: {computes})")
     daemons = [s for s in ctx.services if s.daemon]
     up = 0
     for service in daemons:

@@ -46,12 +46,24 @@ def has_neutron(layout: Layout) -> bool:
     return record.exists() and record.read_text().strip() == "neutron"
 
 
+def hosts(layout: Layout) -> int:
+    """How many compute hosts the cloud was made with."""
+    try:
+        return int(layout.hosts_record.read_text())
+    except (OSError, ValueError):
+        return 1
+
+
+def _context(layout: Layout, driver: str, with_neutron: bool, count: int) -> Context:
+    table = services.table(with_neutron, count)
+    return Context(layout, driver, with_neutron, table, hosts=count)
+
+
 def context(layout: Layout) -> Context:
     """The cloud in ``layout`` as it was made."""
     record = layout.driver_record
     driver = record.read_text().strip() if record.exists() else "docker"
-    with_neutron = has_neutron(layout)
-    return Context(layout, driver, with_neutron, services.table(with_neutron))
+    return _context(layout, driver, has_neutron(layout), hosts(layout))
 
 
 def service(ctx: Context, name: str) -> Service:
@@ -60,16 +72,22 @@ def service(ctx: Context, name: str) -> Service:
 
 
 def up(
-    layout: Layout, driver: str = "docker", with_neutron: bool | None = None
+    layout: Layout,
+    driver: str = "docker",
+    with_neutron: bool | None = None,
+    count: int | None = None,
 ) -> float:
-    """Bring the cloud up; return the seconds it took."""
+    """Bring the cloud up, with ``count`` compute hosts (default: as it was
+    made, one for a new cloud); return the seconds it took."""
     started = time.monotonic()
     with_neutron = _pin_network(layout, driver, with_neutron)
-    ctx = Context(layout, driver, with_neutron, services.table(with_neutron))
+    count = _pin_hosts(layout, driver, count)
+    ctx = _context(layout, driver, with_neutron, count)
+    computes = ", ".join(layout.host_name(i) for i in range(1, count + 1))
     print(
         f"nova-docker-aio: bringing up the cloud in {layout.root} "
         f"(ports {layout.port_base}-{layout.port_base + len(PORT_OFFSETS) - 1}, "
-        f"compute host {layout.compute_host}, driver {driver}, "
+        f"compute host{'s' if count > 1 else ''} {computes}, driver {driver}, "
         f"network {'neutron (ML2/OVN)' if with_neutron else 'none'})"
     )
     _host(ctx)
@@ -93,6 +111,11 @@ def restart(layout: Layout, name: str) -> float:
     ctx = context(layout)
     if not service(ctx, "mariadb").running(ctx):
         raise host.HostError(f"the cloud in {layout.root} is not up")
+    restartable = [s.name for s in ctx.services if s.name.startswith("nova")]
+    if name not in restartable:
+        raise host.HostError(
+            f"{name} is not a Nova process of this cloud: {', '.join(restartable)}"
+        )
     started = time.monotonic()
     with step("config", "render service configuration"):
         # As `up` would: this launcher's settings, then local.conf's.
@@ -254,3 +277,22 @@ def _pin_network(layout: Layout, driver: str, with_neutron: bool | None) -> bool
     layout.root.mkdir(parents=True, exist_ok=True)
     record.write_text(f"{wanted}\n")
     return wanted == "neutron"
+
+
+def _pin_hosts(layout: Layout, driver: str, count: int | None) -> int:
+    """How many compute hosts: as asked, else as first made, else one.  A
+    cloud keeps its count: the services, names and engines differ."""
+    previous = hosts(layout) if layout.hosts_record.exists() else None
+    wanted = count or previous or 1
+    if wanted < 1:
+        raise host.HostError(f"--hosts must be at least 1, not {wanted}")
+    if previous not in (None, wanted):
+        raise host.HostError(
+            f"{layout.root} holds a cloud made with --hosts {previous}; use "
+            f"that, or another --state-dir (and --port-base)"
+        )
+    if wanted > 1 and driver != "docker":
+        raise host.HostError("--hosts N needs the Docker driver (one engine per host)")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.hosts_record.write_text(f"{wanted}\n")
+    return wanted

@@ -25,12 +25,15 @@ import urllib.error
 import urllib.request
 
 from nova_docker.engine import naming
+from nova_docker_aio import cloud
 from nova_docker_aio import engine
 from nova_docker_aio import images
 from nova_docker_aio import poll
 from nova_docker_aio import tools
+from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
 from nova_docker_aio.clouds_yaml import DEMO_CLOUD
 from nova_docker_aio.layout import Layout
+from nova_docker_aio.services import engine_host
 from nova_docker_aio.steps import say
 from nova_docker_aio.steps import step
 
@@ -60,21 +63,23 @@ DEMO_SCRIPT = (
 DEMO_CMD = ["/bin/sh", "-c", DEMO_SCRIPT]
 
 
-def _env(layout: Layout) -> dict[str, str]:
+def _env(layout: Layout, cloud_name: str = DEMO_CLOUD) -> dict[str, str]:
     return {
         **os.environ,
         "OS_CLIENT_CONFIG_FILE": str(layout.clouds_yaml),
-        "OS_CLOUD": DEMO_CLOUD,
+        "OS_CLOUD": cloud_name,
     }
 
 
-def _openstack(layout: Layout, *args: str, show: bool = False) -> str:
+def _openstack(
+    layout: Layout, *args: str, show: bool = False, admin: bool = False
+) -> str:
+    """``openstack ARGS`` as the demo user (or the admin, who sees hosts)."""
     argv = [tools.bin_path("openstack"), *args]
     if show:
         say(f"$ openstack {shlex.join(args)}")
-    result = subprocess.run(
-        argv, env=_env(layout), capture_output=True, text=True, check=False
-    )
+    env = _env(layout, ADMIN_CLOUD if admin else DEMO_CLOUD)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"openstack {shlex.join(args)}: {result.stderr.strip()}")
     return result.stdout
@@ -131,8 +136,26 @@ def _console(layout: Layout, timeout: float = 30) -> str:
     return "\n".join(text.splitlines()[:8])
 
 
-def _containers(server_id: str) -> str:
-    return engine.describe_instance(server_id) or "(no running container found)"
+def _engine_of(layout: Layout, server_id: str) -> str:
+    """The API URL of the engine that holds the server: the host's one, or
+    in a cloud of several hosts the private engine of the server's host."""
+    count = cloud.hosts(layout)
+    if count == 1:
+        return engine.DEFAULT_URL
+    shown = _openstack(
+        layout, "server", "show", server_id, "-f", "value",
+        "-c", "OS-EXT-SRV-ATTR:host", admin=True,
+    ).strip()  # fmt: skip
+    for index in range(1, count + 1):
+        if layout.host_name(index) == shown:
+            return engine_host.api_url(layout, index)
+    return engine.DEFAULT_URL
+
+
+def _containers(server_id: str, api_url: str) -> str:
+    return (
+        engine.describe_instance(server_id, api_url) or "(no running container found)"
+    )
 
 
 def _server_id(layout: Layout) -> str | None:
@@ -149,8 +172,10 @@ def _show(layout: Layout, server_id: str) -> None:
     print(_openstack(layout, "server", "list", show=True))
     say(f"$ openstack console log show {SERVER} | head")
     print(_console(layout))
-    say(f"\n$ docker ps --filter label={naming.UUID_LABEL}={server_id}")
-    print(_containers(server_id))
+    api_url = _engine_of(layout, server_id)
+    where = "" if api_url == engine.DEFAULT_URL else f" -H {api_url}"
+    say(f"\n$ docker{where} ps --filter label={naming.UUID_LABEL}={server_id}")
+    print(_containers(server_id, api_url))
     print()
 
 
@@ -160,7 +185,10 @@ def _running(layout: Layout, server_id: str | None) -> bool:
     if server_id is None:
         return False
     status = _openstack(layout, "server", "show", SERVER, "-f", "value", "-c", "status")
-    return status.strip() == "ACTIVE" and bool(engine.describe_instance(server_id))
+    api_url = _engine_of(layout, server_id)
+    return status.strip() == "ACTIVE" and bool(
+        engine.describe_instance(server_id, api_url)
+    )
 
 
 def _boot(layout: Layout, with_neutron: bool) -> None:

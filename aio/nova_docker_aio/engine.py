@@ -105,11 +105,11 @@ def remove_glance_copies(image_ids: list[str], api_url: str = DEFAULT_URL) -> li
     return removed
 
 
-def describe_instance(server_id: str) -> str:
+def describe_instance(server_id: str, api_url: str = DEFAULT_URL) -> str:
     """``docker ps --filter label=<uuid label>=ID`` as one line per running
     container: ID, image, status, name."""
     label = f"{naming.UUID_LABEL}={server_id}"
-    with _client() as client:
+    with _client(api_url) as client:
         found = client.containers(filters={"label": label})
     lines = [
         f"{c['Id'][:12]}  {c['Image']}  {c['Status']}  {c['Names'][0].lstrip('/')}"

@@ -20,6 +20,7 @@ Every path under a cloud's state dir is spelled here and nowhere else::
     log/<service>.log                             one log per process
     run/<service>.pid  run/*.sock  run/*.ctl      pid files, sockets
     mysql/  keystone/  glance/  nova/  neutron/  ovn/   each service's data
+    dockerd-<i>/                                  compute host i's data root
 """
 
 from __future__ import annotations
@@ -44,10 +45,17 @@ PORT_OFFSETS = {
     "nova": 4,
     "null-network": 5,
     "neutron": 6,
+    # The private RabbitMQ: AMQP, Erlang distribution, and its own epmd.
+    "rabbitmq": 7,
+    "rabbitmq-dist": 8,
+    "rabbitmq-epmd": 9,
 }
 #: Every host device a cloud creates starts with this (its OVS bridges, whose
 #: netdev taps carry the same names), so cleanup can find them.
 DEVICE_PREFIX = "nda"
+#: Host-wide runtime state of the clouds' private engines, each in a
+#: directory named after its cloud's :attr:`Layout.tag` and host index.
+ENGINE_RUN_DIR = Path("/run/nova-docker-aio")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +82,12 @@ class Layout:
         """
         base = re.sub(r"[^a-z0-9-]+", "-", self.root.name.lower()).strip("-")
         return f"{base or 'aio'}-{self.tag}"
+
+    def host_name(self, index: int) -> str:
+        """Compute host ``index`` (from 1) of a cloud with ``--hosts N``:
+        host 1 is :attr:`compute_host`, as in a cloud of one host, host
+        ``i`` is ``<compute_host>-<i>``.  Also the host's OVN chassis."""
+        return self.compute_host if index == 1 else f"{self.compute_host}-{index}"
 
     @property
     def tag(self) -> str:
@@ -208,6 +222,21 @@ class Layout:
         """The pid file mariadbd writes itself (ours is :meth:`pidfile`)."""
         return self.run / "mariadbd.internal.pid"
 
+    @property
+    def rabbitmq_node(self) -> str:
+        """The broker's Erlang node name, unique per state dir."""
+        return f"{DEVICE_PREFIX}{self.tag}@localhost"
+
+    def rabbitmq_dir(self, kind: str) -> Path:
+        """``home`` (its private ``HOME`` with the Erlang cookie), ``mnesia``
+        (its database) or ``log`` (what it logs besides its output)."""
+        return self.data_dir("rabbitmq") / kind
+
+    @property
+    def rabbitmq_own_pidfile(self) -> Path:
+        """The pid file the broker writes itself (ours is :meth:`pidfile`)."""
+        return self.run / "rabbitmq.internal.pid"
+
     def keystone_keys(self, kind: str) -> Path:
         """``fernet`` or ``credential`` key repository."""
         return self.data_dir("keystone") / f"{kind}-keys"
@@ -223,7 +252,17 @@ class Layout:
     @property
     def nova_ready(self) -> Path:
         """Written by the Nova process once every service in it runs."""
-        return self.run / "nova.ready"
+        return self.ready_file("nova")
+
+    def ready_file(self, name: str) -> Path:
+        """Written by Nova process ``name`` (run by ``nova_runner``) once
+        it serves."""
+        return self.run / f"{name}.ready"
+
+    @property
+    def hosts_record(self) -> Path:
+        """How many compute hosts the cloud was made with (absent: one)."""
+        return self.root / "hosts"
 
     def ovn_db(self, db: str) -> Path:
         """The file of OVN's ``nb`` or ``sb`` database."""
@@ -242,6 +281,25 @@ class Layout:
         """ovn-controller has no ``--unixctl``: its control socket is named
         after its PID in :attr:`ovn_rundir`."""
         return self.ovn_rundir / f"ovn-controller.{pid}.ctl"
+
+    # -- compute hosts' private engines -----------------------------------
+
+    def engine_data_root(self, index: int) -> Path:
+        """Compute host ``index``'s Docker data root: its images, containers
+        and containerd content, kept from one ``up`` to the next."""
+        return self.data_dir(f"dockerd-{index}")
+
+    def engine_exec_root(self, index: int) -> Path:
+        """Compute host ``index``'s Docker exec root, outside the state dir:
+        its sockets (containerd's, the shims', the API's) must stay under
+        the kernel's 108-byte limit whatever the state dir's length, and
+        on /run (a tmpfs on most hosts) what a crash leaves there is gone
+        after a reboot, as a host's /var/run/docker is."""
+        return ENGINE_RUN_DIR / f"dockerd-{self.tag}-{index}"
+
+    def engine_socket(self, index: int) -> Path:
+        """The API socket of compute host ``index``'s engine."""
+        return self.engine_exec_root(index) / "docker.sock"
 
 
 def resolve(state_dir: str | None, port_base: int | None) -> Layout:

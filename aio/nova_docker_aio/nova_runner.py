@@ -18,6 +18,10 @@ transport (its exchanges are process-global, so every transport Nova
 creates, including the cell mapping's, reaches the same bus) and Nova runs
 in its native threading mode.  All of it is upstream code used through its
 public entry points; nothing is patched.
+
+With ``--api-only`` it serves the API and nothing else: nova-api of a
+cloud of several hosts, whose conductor, scheduler and computes are Nova's
+own console scripts talking over RabbitMQ.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ def arguments(prog: str) -> argparse.ArgumentParser:
     # Only in a cloud without Neutron (see services/null_network.py).
     parser.add_argument("--null-network-port", type=int)
     parser.add_argument("--ready-file", required=True, type=Path)
+    parser.add_argument(
+        "--api-only",
+        action="store_true",
+        help="serve the API; the services run in processes of their own",
+    )
     return parser
 
 
@@ -145,7 +154,7 @@ def serve_until_stopped(
 
         servers.append(_serve(null_network.application, args.null_network_port))
     servers.append(_serve(app, args.api_port))
-    services = _start_services()
+    services = [] if args.api_only else _start_services()
     undo = with_services(services) if with_services else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

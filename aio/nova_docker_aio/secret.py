@@ -28,6 +28,7 @@ NAMES = (
     "glance",
     "placement",
     "neutron",
+    "rabbitmq",
     "db_keystone",
     "db_glance",
     "db_placement",

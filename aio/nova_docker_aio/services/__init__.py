@@ -21,8 +21,10 @@ services, a dashboard) is a new module and a new entry here.
 
 from __future__ import annotations
 
+from nova_docker_aio.services import nova_hosts
 from nova_docker_aio.services import ovn
 from nova_docker_aio.services.base import Service
+from nova_docker_aio.services.engine_host import PrivateEngine
 from nova_docker_aio.services.glance import Glance
 from nova_docker_aio.services.keystone import Keystone
 from nova_docker_aio.services.mariadb import MariaDB
@@ -30,6 +32,7 @@ from nova_docker_aio.services.neutron import Neutron
 from nova_docker_aio.services.nova import Nova
 from nova_docker_aio.services.ovs import OpenVSwitch
 from nova_docker_aio.services.placement import Placement
+from nova_docker_aio.services.rabbitmq import RabbitMQ
 
 #: Every cloud's database and API services.
 CORE: tuple[Service, ...] = (MariaDB(), Keystone(), Glance(), Placement())
@@ -46,6 +49,19 @@ NETWORK: tuple[Service, ...] = (
 COMPUTE: tuple[Service, ...] = (Nova(),)
 
 
-def table(with_neutron: bool) -> tuple[Service, ...]:
-    """A cloud's services, in start order."""
-    return (*CORE, *(NETWORK if with_neutron else ()), *COMPUTE)
+def table(with_neutron: bool, hosts: int = 1) -> tuple[Service, ...]:
+    """A cloud's services, in start order.
+
+    With several compute hosts, Nova's services talk over a private
+    RabbitMQ, and each host has its own engine and (with Neutron) its own
+    OVN chassis, tunnelled to the others over the cloud's underlay.
+    """
+    if hosts == 1:
+        return (*CORE, *(NETWORK if with_neutron else ()), *COMPUTE)
+    network: tuple[Service, ...] = ()
+    if with_neutron:
+        controllers = (ovn.Controller(i, hosts) for i in range(1, hosts + 1))
+        *switching, _controller, neutron = NETWORK
+        network = (*switching, ovn.Underlay(hosts), *controllers, neutron)
+    engines = tuple(PrivateEngine(i) for i in range(1, hosts + 1))
+    return (*CORE, RabbitMQ(), *network, *engines, *nova_hosts.table(hosts))

@@ -52,6 +52,9 @@ class Context:
     with_neutron: bool
     #: The services of this cloud, in table order.
     services: tuple[Service, ...] = ()
+    #: Compute hosts: one is today's single Nova process; more run Nova as
+    #: separate services over RabbitMQ (see :mod:`.nova_hosts`).
+    hosts: int = 1
 
     @functools.cached_property
     def secrets(self) -> dict[str, str]:
@@ -86,8 +89,15 @@ class Service:
     #: Its Keystone catalog entry ``(type, path after its URL)``, with a
     #: same-named service user.
     catalog: tuple[str, str] | None = None
+    #: Its service user, secret and port name, when not its :attr:`name`
+    #: (nova-api is the ``nova`` service, as in a cloud of one host).
+    account_name: str | None = None
     #: A process of this cloud, under a pid file in ``run/``.
     daemon: bool = True
+
+    @property
+    def account(self) -> str:
+        return self.account_name or self.name
 
     def ports(self, ctx: Context) -> tuple[str, ...]:
         """The :data:`~nova_docker_aio.layout.PORT_OFFSETS` names it takes."""

@@ -77,8 +77,8 @@ class Keystone(Service):
             if service.catalog is not None:
                 ctx.once(
                     self.name,
-                    f"{service.name} user and catalog",
-                    lambda s=service: register(ctx, s.name, *s.catalog),
+                    f"{service.account} user and catalog",
+                    lambda s=service: register(ctx, s.account, *s.catalog),
                     log,
                 )
         ctx.once(self.name, "demo project", lambda: demo_project(ctx), log)

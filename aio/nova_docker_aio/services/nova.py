@@ -125,9 +125,11 @@ def config(
     driver: str,
     switch_db: str | None = None,
     docker_url: str = engine.DEFAULT_URL,
+    transport_url: str = "fake://",
 ) -> str:
     """``nova.conf`` (pure); ``switch_db`` is the shared switch's OVSDB when
-    Neutron runs."""
+    Neutron runs; ``transport_url`` is RabbitMQ's in a cloud of several
+    hosts."""
     client = ini.service_client(layout, "nova", secrets["nova"])
     docker = {"api_url": docker_url}
     if switch_db:
@@ -137,7 +139,7 @@ def config(
             "DEFAULT": {
                 "host": layout.compute_host,
                 "compute_driver": driver,
-                "transport_url": "fake://",
+                "transport_url": transport_url,
                 "state_path": str(layout.data_dir("nova")),
                 "instances_path": str(layout.nova_instances),
                 "my_ip": "127.0.0.1",
@@ -180,7 +182,8 @@ def config(
     )
 
 
-def _manage(layout: Layout, *args: str, ok: tuple[int, ...] = (0,)) -> None:
+def manage(layout: Layout, *args: str, ok: tuple[int, ...] = (0,)) -> None:
+    """``nova-manage ARGS`` on the cloud's nova.conf."""
     conf = str(layout.nova_conf)
     procs.run(
         [tools.bin_path("nova-manage"), "--config-file", conf, *args],
@@ -191,15 +194,15 @@ def _manage(layout: Layout, *args: str, ok: tuple[int, ...] = (0,)) -> None:
 
 
 def sync_databases(layout: Layout, secrets: Mapping[str, str]) -> None:
-    """The API database, cell0 and cell1 (whose transport is the in-process
-    ``fake://`` bus)."""
+    """The API database, cell0 and cell1 (whose transport is nova.conf's:
+    the in-process ``fake://`` bus, or RabbitMQ)."""
     cell0 = mariadb.url(layout, "nova_cell0", secrets["db_nova_cell0"])
-    _manage(layout, "api_db", "sync")
-    _manage(layout, "cell_v2", "map_cell0", "--database_connection", cell0)
+    manage(layout, "api_db", "sync")
+    manage(layout, "cell_v2", "map_cell0", "--database_connection", cell0)
     # Exit status 2: that cell exists already (a re-run after a failure).
-    _manage(layout, "cell_v2", "create_cell", "--name", "cell1", ok=(0, 2))
+    manage(layout, "cell_v2", "create_cell", "--name", "cell1", ok=(0, 2))
     # Migrates cell0 and cell1 alike.
-    _manage(layout, "db", "sync")
+    manage(layout, "db", "sync")
 
 
 def config_files(layout: Layout) -> str:
@@ -220,8 +223,9 @@ def start_process(
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 120,
+    name: str = "nova",
 ) -> None:
-    """Start the Nova process and wait until it is ready.
+    """Start the Nova process ``name`` and wait until it is ready.
 
     ``runner`` is the module to run: :data:`RUNNER`, or one that takes the
     same arguments (the benchmarks' probe) plus ``extra_args``.
@@ -235,27 +239,27 @@ def start_process(
         "--api-port",
         str(layout.port("nova")),
         "--ready-file",
-        str(layout.nova_ready),
+        str(layout.ready_file(name)),
         *extra_args,
     ]
     if not with_neutron:
         argv += ["--null-network-port", str(layout.port("null-network"))]
-    pidfile = layout.pidfile("nova")
-    tmp = layout.tmp_dir("nova")
+    pidfile = layout.pidfile(name)
+    tmp = layout.tmp_dir(name)
     tmp.mkdir(parents=True, exist_ok=True)
     env = {
         "OS_NOVA_CONFIG_FILES": config_files(layout),
         "TMPDIR": str(tmp),
         **(extra_env or {}),
     }
-    procs.spawn(argv, pidfile, layout.log("nova"), env)
-    what = f"nova (api, conductor, scheduler, compute) under {runner}"
-    procs.wait_for(layout.nova_ready.exists, pidfile, timeout, what)
+    procs.spawn(argv, pidfile, layout.log(name), env)
+    what = f"{name} under {runner}"
+    procs.wait_for(layout.ready_file(name).exists, pidfile, timeout, what)
 
 
-def stop_process(layout: Layout) -> None:
-    stop(layout, "nova")
-    layout.nova_ready.unlink(missing_ok=True)
+def stop_process(layout: Layout, name: str = "nova") -> None:
+    stop(layout, name)
+    layout.ready_file(name).unlink(missing_ok=True)
 
 
 def ensure_flavors(layout: Layout) -> None:

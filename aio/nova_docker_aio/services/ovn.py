@@ -10,24 +10,63 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""A cloud's own OVN: NB and SB databases, ovn-northd, and an
-ovn-controller that programs the cloud's bridges on the shared switch; four
-services of the table.
+"""A cloud's own OVN: NB and SB databases, ovn-northd, and one
+ovn-controller per compute host that programs that host's bridges on the
+shared switch; with several hosts also the underlay the chassis tunnel over.
 
 Several clouds share the host's one ovs-vswitchd (see :mod:`.ovs`), so each
 ovn-controller runs under its own chassis name (``-n``) and reads only the
 chassis-specific settings (``external_ids:ovn-bridge-<chassis>`` and the
 like) of the shared ``Open_vSwitch`` row.  The chassis name and host name are
-the cloud's compute host: ML2/OVN binds a port only to the chassis whose
-host name is the port's ``binding:host_id``.
+the compute host's: ML2/OVN binds a port only to the chassis whose host name
+is the port's ``binding:host_id``.
+
+One host (``--hosts 1``, the default) is one chassis named after the cloud's
+compute host, on the integration bridge ``ndai<tag>``, with Geneve on
+127.0.0.1 only so that it registers: no tunnel is ever made.
+
+Several hosts (``--hosts N``) are N chassis on the same switch, each with its
+own integration bridge (host 1 keeps the single host's names; host ``i``
+is ``<compute_host>-<i>`` on ``ndai<tag><i>``), and only host 1 is a gateway
+chassis (``enable-chassis-as-gw``), so floating IPs and router gateways stay
+where the external bridge's host address is.  Ports of one network on two
+hosts talk over a Geneve tunnel between their chassis, which needs a network
+between the chassis' encap IPs.  Here that *underlay* is one netdev bridge
+of the cloud, ``ndau<tag>``:
+
+* every chassis' encap IP is a /32 on the underlay bridge's internal port
+  (its kernel tap), from the cloud's own range (:func:`underlay_network`);
+  ``ovn-set-local-ip-<chassis>`` makes each tunnel leave from its own
+  chassis' IP, so the userspace datapath knows which tunnel port receives;
+* the userspace tunnel sends an encapsulated packet out of the bridge that
+  routes its destination, i.e. out of the underlay bridge's ``LOCAL`` port,
+  and terminates a tunnel only on a packet *output to* a port holding a
+  tunnel endpoint IP: a flow sends Geneve packets from ``LOCAL`` back to
+  ``in_port`` (:data:`LOOPBACK_FLOW`), which the datapath turns into the
+  receiving chassis' tunnel port;
+* nothing answers the switch's ARP for these addresses (the kernel drops a
+  request from its own address), so each IP has an entry in the switch's
+  tunnel neighbour cache (``tnl/neigh/set``); OVS 3.1 ages such entries out
+  after 15 idle minutes, so a small process of the cloud (the underlay's
+  "daemon") sets them again every minute.
+
+A real multi-machine deployment has none of this: each machine runs its own
+ovs-vswitchd (kernel datapath or DPDK) and ovn-controller with the default
+chassis name (its ``system-id``) and the plain settings, its encap IP is the
+address of its real NIC, and the tunnels cross the real network, whose
+routers and ARP do what the loopback flow and the static entries do here.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+from nova_docker_aio import external
 from nova_docker_aio import host
 from nova_docker_aio import procs
 from nova_docker_aio.layout import Layout
@@ -42,6 +81,18 @@ SCHEMAS = Path("/usr/share/ovn")
 PACKAGES = ("ovn-central", "ovn-host")
 #: Provider network name of the external network, mapped to ``ndae<tag>``.
 PHYSNET = "public"
+#: Geneve's UDP port.
+GENEVE_PORT = 6081
+#: On the underlay bridge: a Geneve packet the datapath sends out of the
+#: bridge's own port comes back in, where the receiving tunnel port is.
+LOOPBACK_FLOW = f"priority=100,in_port=LOCAL,udp,tp_dst={GENEVE_PORT},actions=in_port"
+#: RFC 2544's benchmarking range: set aside for test networks, not routed
+#: anywhere, so a host is unlikely to use it; a /24 per cloud.
+UNDERLAY_BASE = "198.18"
+MAX_HOSTS = 250
+#: Seconds between refreshes of the tunnel neighbour entries, well inside
+#: the switch's aging (``tnl/neigh/aging``, 900 s by default).
+NEIGH_REFRESH = 60
 
 
 def ensure_installed() -> None:
@@ -94,35 +145,82 @@ class Northd(Service):
 
 
 class Controller(Service):
-    """The cloud's chassis on the shared switch: its settings there, the
-    daemon, and the chassis registered in the SB database."""
+    """The chassis of compute host ``host_index`` (from 1) of ``hosts``: its
+    settings on the shared switch, its integration bridge (host 1's is the
+    cloud's, made by :class:`.ovs.OpenVSwitch`), the daemon, and the chassis
+    registered in the SB database."""
 
-    name = "ovn-controller"
     setup_after = ("ovs",)
-    start_after = ("ovn-sb", "ovn-northd")
+
+    def __init__(self, host_index: int = 1, hosts: int = 1) -> None:
+        if not 1 <= host_index <= hosts <= MAX_HOSTS:
+            raise ValueError(f"host {host_index} of {hosts}")
+        self.index, self.hosts = host_index, hosts
+        # Host 1 keeps the single host's name: Neutron waits for it.
+        self.name = controller_name(host_index)
+        underlay = ("ovn-underlay",) if hosts > 1 else ()
+        self.start_after = ("ovn-sb", "ovn-northd", *underlay)
 
     def setup(self, ctx: Context) -> None:
+        layout, switch = ctx.layout, ovs.Switch()
         with step(self.name, "chassis settings", ctx.layout.log(self.name)):
-            configure_chassis(ctx.layout, ovs.Switch())
+            if self.index > 1:
+                ovs.add_bridge(switch, integration_bridge(layout, self.index))
+            configure_chassis(layout, switch, self.index, self.hosts)
 
     def start(self, ctx: Context) -> None:
-        start_controller(ctx.layout, ovs.Switch())
+        start_controller(ctx.layout, ovs.Switch(), self.index)
 
     def healthy(self, ctx: Context) -> bool:
-        return chassis_registered(ctx.layout)
+        return chassis_registered(ctx.layout, self.index)
 
     def bootstrap(self, ctx: Context) -> None:
         layout = ctx.layout
         pidfile = layout.pidfile(self.name)
-        with step(self.name, f"chassis {layout.compute_host} registered"):
+        chassis = chassis_name(layout, self.index)
+        with step(self.name, f"chassis {chassis} registered"):
             procs.wait_for(lambda: self.healthy(ctx), pidfile, 60, self.name)
-            announce_bridge(layout)
+            announce_bridge(layout, self.index)
 
     def stop(self, ctx: Context) -> None:
         super().stop(ctx)
-        switch = ovs.Switch()
-        if ovs.claimed(ctx.layout, switch) and ovs.running(switch):
-            unconfigure_chassis(ctx.layout, switch)
+        layout, switch = ctx.layout, ovs.Switch()
+        if ovs.claimed(layout, switch) and ovs.running(switch):
+            unconfigure_chassis(layout, switch, self.index, self.hosts)
+            if self.index > 1:
+                ovs.del_bridge(switch, integration_bridge(layout, self.index))
+
+
+class Underlay(Service):
+    """The network the cloud's chassis tunnel over, with several hosts: a
+    netdev bridge whose tap holds every chassis' encap IP (see the module's
+    description), and a small loop that keeps their neighbour entries."""
+
+    name = "ovn-underlay"
+    start_after = ("ovs",)
+
+    def __init__(self, hosts: int) -> None:
+        self.hosts = hosts
+
+    def start(self, ctx: Context) -> None:
+        layout, switch = ctx.layout, ovs.Switch()
+        bridge = layout.bridge("underlay")
+        with step(self.name, f"tunnel network on {bridge}", layout.log(self.name)):
+            create_underlay(layout, switch, self.hosts)
+            start_neighbour_keeper(layout, switch, self.hosts)
+
+    def healthy(self, ctx: Context) -> bool:
+        return underlay_present(ctx.layout) and super().running(ctx)
+
+    def running(self, ctx: Context) -> bool:
+        return self.healthy(ctx)
+
+    def stop(self, ctx: Context) -> None:
+        super().stop(ctx)
+        layout, switch = ctx.layout, ovs.Switch()
+        if ovs.claimed(layout, switch) and ovs.running(switch):
+            with step(self.name, f"remove {layout.bridge('underlay')}"):
+                remove_underlay(layout, switch)
 
 
 def _env(layout: Layout) -> dict[str, str]:
@@ -171,54 +269,100 @@ def start_northd(layout: Layout) -> None:
     procs.wait_for(ctl.exists, pidfile, 30, "ovn-northd")
 
 
-def chassis_settings(layout: Layout) -> dict[str, str]:
-    """The chassis-specific ``external_ids`` of this cloud (pure).
+def controller_name(index: int) -> str:
+    """The service (pid file, log) of host ``index``'s ovn-controller."""
+    return "ovn-controller" if index == 1 else f"ovn-controller-{index}"
 
-    Geneve on loopback is only what OVN needs to register a chassis: with one
-    chassis per cloud no tunnel is ever made.  The chassis hosts the router
-    gateways (``enable-chassis-as-gw``), so floating IPs answer here.
+
+def chassis_name(layout: Layout, index: int) -> str:
+    """The chassis of compute host ``index`` (pure): its Nova host name,
+    since ML2/OVN binds a port on the chassis named by the port's host."""
+    return layout.host_name(index)
+
+
+def integration_bridge(layout: Layout, index: int) -> str:
+    """Host ``index``'s integration bridge (pure): the cloud's ``ndai<tag>``
+    for host 1, ``ndai<tag><index>`` for the others (kernel-sized)."""
+    base = layout.bridge("int")
+    return base if index == 1 else f"{base}{index}"
+
+
+def underlay_network(layout: Layout) -> ipaddress.IPv4Network:
+    """The cloud's tunnel addresses: a /24 numbered like its external range,
+    whose index the state dir records, so two clouds never share one."""
+    index = external.ranges(layout).index
+    return ipaddress.IPv4Network(f"{UNDERLAY_BASE}.{index}.0/24")
+
+
+def encap_ip(layout: Layout, index: int, hosts: int) -> str:
+    """Where host ``index``'s tunnels start and end: loopback for a single
+    host (registering needs one, no tunnel is made), else its /32 on the
+    underlay."""
+    if hosts == 1:
+        return "127.0.0.1"
+    return str(underlay_network(layout).network_address + index)
+
+
+def chassis_settings(layout: Layout, index: int = 1, hosts: int = 1) -> dict[str, str]:
+    """The chassis-specific ``external_ids`` of host ``index`` (pure for one
+    host; with several the underlay's range is read from the state dir).
+
+    Host 1 hosts the router gateways (``enable-chassis-as-gw``), so floating
+    IPs answer where the host's address on the external bridge is.
     """
+    chassis = chassis_name(layout, index)
     plain = {
         "ovn-remote": f"unix:{layout.ovn_socket('sb')}",
-        "ovn-bridge": layout.bridge("int"),
+        "ovn-bridge": integration_bridge(layout, index),
         "ovn-bridge-datapath-type": "netdev",
         "ovn-encap-type": "geneve",
-        "ovn-encap-ip": "127.0.0.1",
+        "ovn-encap-ip": encap_ip(layout, index, hosts),
         "ovn-bridge-mappings": f"{PHYSNET}:{layout.bridge('ext')}",
-        "ovn-cms-options": "enable-chassis-as-gw",
-        "hostname": layout.compute_host,
+        "hostname": chassis,
     }
-    return {f"{key}-{layout.compute_host}": value for key, value in plain.items()}
+    if index == 1:
+        plain["ovn-cms-options"] = "enable-chassis-as-gw"
+    if hosts > 1:
+        # All chassis' tunnel ports share one switch: each must send from,
+        # and so receive on, its own IP.
+        plain["ovn-set-local-ip"] = "true"
+    return {f"{key}-{chassis}": value for key, value in plain.items()}
 
 
-def configure_chassis(layout: Layout, switch: ovs.Switch) -> None:
-    """Write this cloud's chassis settings into the shared switch."""
+def configure_chassis(
+    layout: Layout, switch: ovs.Switch, index: int = 1, hosts: int = 1
+) -> None:
+    """Write host ``index``'s chassis settings into the shared switch."""
     pairs = [
         f'external_ids:"{key}"="{value}"'
-        for key, value in chassis_settings(layout).items()
+        for key, value in chassis_settings(layout, index, hosts).items()
     ]
     ovs.vsctl(switch, "set", "Open_vSwitch", ".", *pairs)
 
 
-def unconfigure_chassis(layout: Layout, switch: ovs.Switch) -> None:
-    for key in chassis_settings(layout):
+def unconfigure_chassis(
+    layout: Layout, switch: ovs.Switch, index: int = 1, hosts: int = 1
+) -> None:
+    for key in chassis_settings(layout, index, hosts):
         ovs.vsctl(switch, "remove", "Open_vSwitch", ".", "external_ids", key)
 
 
-def start_controller(layout: Layout, switch: ovs.Switch) -> None:
+def start_controller(layout: Layout, switch: ovs.Switch, index: int = 1) -> None:
     """ovn-controller has no ``--unixctl``: its control socket appears as
     ``ovn-controller.<pid>.ctl`` in ``OVN_RUNDIR``."""
     rundir = layout.ovn_rundir
     rundir.mkdir(parents=True, exist_ok=True)
-    pidfile = layout.pidfile("ovn-controller")
+    name = controller_name(index)
+    pidfile = layout.pidfile(name)
+    chassis = chassis_name(layout, index)
     pid = procs.spawn(
-        ["ovn-controller", "-n", layout.compute_host, switch.connection, "--no-chdir"],
+        ["ovn-controller", "-n", chassis, switch.connection, "--no-chdir"],
         pidfile,
-        layout.log("ovn-controller"),
+        layout.log(name),
         env=_env(layout),
     )
     ctl = layout.ovn_controller_ctl(pid)
-    procs.wait_for(ctl.exists, pidfile, 30, "ovn-controller")
+    procs.wait_for(ctl.exists, pidfile, 30, name)
 
 
 def sbctl(layout: Layout, *args: str) -> str:
@@ -234,16 +378,16 @@ def sbctl(layout: Layout, *args: str) -> str:
     return result.stdout
 
 
-def chassis_registered(layout: Layout) -> bool:
-    """The health check: our ovn-controller's chassis is in the SB."""
+def chassis_registered(layout: Layout, index: int = 1) -> bool:
+    """The health check: host ``index``'s chassis is in the SB."""
     try:
         names = sbctl(layout, "--bare", "--columns=name", "list", "Chassis_Private")
     except procs.ProcessError:
         return False
-    return layout.compute_host in names.split()
+    return chassis_name(layout, index) in names.split()
 
 
-def announce_bridge(layout: Layout) -> None:
+def announce_bridge(layout: Layout, index: int = 1) -> None:
     """Tell ML2/OVN the chassis' integration bridge.
 
     ML2/OVN puts into each port binding the bridge named in the chassis'
@@ -251,6 +395,142 @@ def announce_bridge(layout: Layout) -> None:
     metadata agent writes; without that agent it says ``br-int``.
     """
     sbctl(
-        layout, "set", "Chassis_Private", layout.compute_host,
-        f'external_ids:"neutron:ovn-bridge"={layout.bridge("int")}',
+        layout, "set", "Chassis_Private", chassis_name(layout, index),
+        f'external_ids:"neutron:ovn-bridge"={integration_bridge(layout, index)}',
     )  # fmt: skip
+
+
+# -- the underlay of several hosts -------------------------------------------
+
+
+def _appctl(switch: ovs.Switch, *args: str) -> str:
+    """``ovs-appctl`` to the shared ovs-vswitchd; its output."""
+    argv = ["ovs-appctl", "-t", str(switch.ctl("ovs-vswitchd")), *args]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ovs.SwitchError(f"ovs-appctl {args[0]}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def underlay_addresses(layout: Layout, hosts: int) -> list[str]:
+    """Every chassis' encap IP, host 1 first."""
+    return [encap_ip(layout, index, hosts) for index in range(1, hosts + 1)]
+
+
+def create_underlay(layout: Layout, switch: ovs.Switch, hosts: int) -> None:
+    """The underlay bridge, its loopback flow, the chassis' addresses on its
+    tap and their neighbour entries (idempotent)."""
+    bridge = layout.bridge("underlay")
+    addresses = underlay_addresses(layout, hosts)
+    _refuse_foreign(bridge, addresses)
+    ovs.add_bridge(switch, bridge)
+    ovs.vsctl(switch, "--", "set", "Bridge", bridge, "fail_mode=standalone")
+    _ofctl(switch, "add-flow", bridge, LOOPBACK_FLOW)
+    _set_addresses(bridge, addresses)
+    learn_neighbours(layout, switch, hosts)
+
+
+def learn_neighbours(layout: Layout, switch: ovs.Switch, hosts: int) -> None:
+    """Entries in the tunnel neighbour cache: the userspace tunnel resolves
+    the next hop's MAC there, and no ARP reply for our own addresses ever
+    reaches it.  Every chassis IP is at the bridge's own MAC."""
+    for argv in neighbour_commands(layout, switch, hosts, _mac(layout, switch)):
+        _appctl(switch, *argv[3:])
+
+
+def neighbour_commands(
+    layout: Layout, switch: ovs.Switch, hosts: int, mac: str
+) -> list[list[str]]:
+    """The ``ovs-appctl tnl/neigh/set`` of every chassis IP (pure)."""
+    bridge = layout.bridge("underlay")
+    ctl = str(switch.ctl("ovs-vswitchd"))
+    return [
+        ["ovs-appctl", "-t", ctl, "tnl/neigh/set", bridge, address, mac]
+        for address in underlay_addresses(layout, hosts)
+    ]
+
+
+#: The keeper: one Python process (a shell loop would leave its ``sleep``
+#: behind when stopped by PID).
+KEEPER = (
+    "import json, subprocess, sys, time\n"
+    "commands, interval = json.loads(sys.argv[1]), int(sys.argv[2])\n"
+    "while True:\n"
+    "    for argv in commands:\n"
+    "        subprocess.run(argv, stdout=subprocess.DEVNULL, check=False)\n"
+    "    time.sleep(interval)\n"
+)
+
+
+def start_neighbour_keeper(layout: Layout, switch: ovs.Switch, hosts: int) -> None:
+    """The entries age out after a while without traffic (OVS 3.1 has no
+    static ones), and nothing would learn them again: a process of the
+    cloud sets them anew every :data:`NEIGH_REFRESH` seconds."""
+    name = "ovn-underlay"
+    procs.stop(layout.pidfile(name))
+    commands = neighbour_commands(layout, switch, hosts, _mac(layout, switch))
+    argv = [sys.executable, "-c", KEEPER, json.dumps(commands), str(NEIGH_REFRESH)]
+    procs.spawn(argv, layout.pidfile(name), layout.log(name))
+
+
+def _mac(layout: Layout, switch: ovs.Switch) -> str:
+    """The underlay bridge's MAC (its tap's)."""
+    bridge = layout.bridge("underlay")
+    return ovs.vsctl(switch, "get", "Interface", bridge, "mac_in_use").strip('"\n ')
+
+
+def remove_underlay(layout: Layout, switch: ovs.Switch) -> None:
+    """Delete the bridge while the switch runs: that removes its tap, and
+    the addresses with it."""
+    ovs.del_bridge(switch, layout.bridge("underlay"))
+
+
+def underlay_present(layout: Layout) -> bool:
+    return Path("/sys/class/net", layout.bridge("underlay")).exists()
+
+
+def _ofctl(switch: ovs.Switch, *args: str) -> None:
+    """``ovs-ofctl`` on a bridge of the shared switch (its ``.mgmt``)."""
+    command, bridge, *rest = args
+    target = f"unix:{switch.root / f'{bridge}.mgmt'}"
+    result = subprocess.run(
+        ["ovs-ofctl", command, target, *rest],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise ovs.SwitchError(f"ovs-ofctl {command}: {result.stderr.strip()}")
+
+
+def _refuse_foreign(bridge: str, addresses: list[str]) -> None:
+    """An encap IP already held by another device would take our tunnels
+    elsewhere: refuse rather than share it."""
+    from pyroute2 import IPRoute  # noqa: PLC0415 - only where it runs
+
+    with IPRoute() as ipr:
+        names = {
+            link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
+        }
+        for entry in ipr.get_addr(family=2):
+            address = entry.get_attr("IFA_ADDRESS")
+            owner = names.get(entry["index"], "?")
+            if address in addresses and owner != bridge:
+                raise host.HostError(
+                    f"tunnel address {address} is already on {owner}; "
+                    "free it, or use another --state-dir"
+                )
+
+
+def _set_addresses(bridge: str, addresses: list[str]) -> None:
+    """The chassis' IPs as /32s on the bridge's tap, link up: each a tunnel
+    endpoint the switch terminates on this bridge."""
+    from pyroute2 import IPRoute  # noqa: PLC0415
+
+    with IPRoute() as ipr:
+        (index,) = ipr.link_lookup(ifname=bridge)
+        present = {
+            a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)
+        }
+        for address in addresses:
+            if address not in present:
+                ipr.addr("add", index=index, address=address, prefixlen=32)
+        ipr.link("set", index=index, state="up")
