@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo     bring up the all-in-one cloud and boot a container"
-	@echo "              (HOSTS=2: two compute hosts, Nova over RabbitMQ)"
+	@echo "              (HOSTS=2: two compute hosts, Nova over RabbitMQ; make demo-down HOSTS=2)"
 	@echo "make test     install what is missing and run every test on a real engine"
 	@echo "make lint     ruff"
 	@echo "make genconfig  regenerate etc/nova-docker.conf.sample"
@@ -40,11 +40,16 @@ genconfig: venv
 	$(BIN)/oslo-config-generator --namespace nova_docker \
 		--output-file etc/nova-docker.conf.sample
 
+# HOSTS=N: a cloud of N compute hosts, in a state dir and port range of its
+# own, so that it runs next to the one-host demo.
+HOSTS ?=
+DEMO_CLOUD_ARGS := $(if $(HOSTS),--state-dir /var/lib/nova-docker-aio-hosts$(HOSTS) --port-base 25500)
+
 demo: engine venv
-	$(BIN)/nova-docker-aio demo $(if $(HOSTS),--hosts $(HOSTS))
+	$(BIN)/nova-docker-aio $(DEMO_CLOUD_ARGS) demo $(if $(HOSTS),--hosts $(HOSTS))
 
 demo-down: venv
-	$(BIN)/nova-docker-aio down
+	$(BIN)/nova-docker-aio $(DEMO_CLOUD_ARGS) down
 
 bench: engine venv
 	$(BIN)/python -m bench

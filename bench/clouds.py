@@ -6,6 +6,10 @@ end-to-end tests bring up; then its Nova process is swapped for
 :mod:`bench.probe`, which is the same Nova plus measuring hooks.  Bringing it
 down stops it by PID and removes its containers and its Glance images'
 copies.
+
+A benchmark that moves servers between hosts asks for clouds of two compute
+hosts (``Clouds([...], hosts=2)``): Nova then runs as its own services over
+RabbitMQ, each host with its own engine, and no probe is swapped in.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ from typing import Any
 from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
 from nova_docker_aio.clouds_yaml import DEMO_CLOUD
 from nova_docker_aio.private import PrivateCloud
+from nova_docker_aio.services import engine_host
 from nova_docker_aio.services import nova
+from nova_docker_aio.services import nova_hosts
 
 FIRST_PORT_BASE = 25300
+#: Clouds of several hosts look for ports from here, clear of the others'.
+FIRST_HOSTS_PORT_BASE = 25400
 UP_TIMEOUT = 900
 #: Memory for busybox ``sleep``; Nova refuses 0 disk for image-backed servers.
 FLAVOR = {"name": "bench.nano", "ram": 64, "vcpus": 1, "disk": 1}
@@ -37,10 +45,33 @@ class BenchCloud:
     flavor_id: str = ""
     #: Glance image ID of the busybox base image, once uploaded.
     base_image_id: str = ""
+    #: Compute hosts; with more than one, Nova runs as separate services.
+    hosts: int = 1
+    #: The admin, at a microversion that shows a server's host (2.74).
+    admin: Any = None
 
     @property
     def host(self) -> str:
         return self.private.compute_host
+
+    def host_name(self, index: int) -> str:
+        return self.private.layout.host_name(index)
+
+    def host_index(self, host: str) -> int:
+        names = [self.host_name(i) for i in range(1, self.hosts + 1)]
+        return names.index(host) + 1
+
+    def engine_url(self, host: str) -> str:
+        """The API of ``host``'s own engine (clouds of several hosts)."""
+        return engine_host.api_url(self.private.layout, self.host_index(host))
+
+    def compute_pid(self, host: str) -> int:
+        """``host``'s nova-compute (clouds of several hosts)."""
+        index = self.host_index(host)
+        pid = self.private.pid(nova_hosts.compute_name(index))
+        if pid is None:
+            raise RuntimeError(f"the {self.driver} cloud's {host} is not running")
+        return pid
 
     @property
     def control_socket(self) -> Path:
@@ -87,17 +118,24 @@ def _prepare(cloud: BenchCloud) -> None:
     cloud.flavor_id = (flavor or admin.compute.create_flavor(**FLAVOR)).id
     admin.close()
     cloud.conn = cloud.private.connect(DEMO_CLOUD)
+    if cloud.hosts > 1:
+        # Moving servers is the admin's; 2.74 shows where each one is.
+        cloud.admin = cloud.private.connect(ADMIN_CLOUD, compute_api_version="2.74")
 
 
 def _up(cloud: BenchCloud) -> None:
     cloud.private.up()
-    _swap_in_probe(cloud)
+    # The probe stands in for the one process of a cloud of one host; a
+    # cloud of several runs Nova's own services and is measured from outside.
+    if cloud.hosts == 1:
+        _swap_in_probe(cloud)
     _prepare(cloud)
 
 
 def _down(cloud: BenchCloud) -> None:
-    if cloud.conn is not None:
-        cloud.conn.close()
+    for conn in (cloud.conn, cloud.admin):
+        if conn is not None:
+            conn.close()
     cloud.private.close()
 
 
@@ -105,22 +143,28 @@ class Clouds:
     """``with Clouds(["docker", "fake"]) as clouds:`` — both up at once,
     both down at the end, also when anything fails."""
 
-    def __init__(self, drivers: list[str], keep_logs: Path | None = None) -> None:
+    def __init__(
+        self, drivers: list[str], keep_logs: Path | None = None, hosts: int = 1
+    ) -> None:
         """``keep_logs``: where each cloud's log dir is copied before its
-        state dir goes (``<keep_logs>/<driver>/``)."""
+        state dir goes (``<keep_logs>/<driver>/``, or ``<driver>-hosts``).
+        ``hosts``: compute hosts of each cloud."""
         self.by_driver: dict[str, BenchCloud] = {}
-        base = FIRST_PORT_BASE
+        #: For the clouds a benchmark brings up for itself.
+        self.keep_logs = keep_logs
+        base = FIRST_PORT_BASE if hosts == 1 else FIRST_HOSTS_PORT_BASE
+        label = "" if hosts == 1 else "-hosts"
         for driver in drivers:
             private = PrivateCloud.create(
-                f"nova-docker-bench-{driver}-",
+                f"nova-docker-bench-{driver}{label}-",
                 base,
                 # No Neutron in either cloud: servers boot with --nic none,
                 # and Nova's floor is measured on the same kind of cloud.
-                up_args=("--driver", driver, "--no-neutron"),
+                up_args=("--driver", driver, "--no-neutron", "--hosts", str(hosts)),
                 up_timeout=UP_TIMEOUT,
-                keep_logs=keep_logs / driver if keep_logs else None,
+                keep_logs=keep_logs / f"{driver}{label}" if keep_logs else None,
             )
-            self.by_driver[driver] = BenchCloud(driver, private)
+            self.by_driver[driver] = BenchCloud(driver, private, hosts=hosts)
             base = private.layout.port_base + 10
 
     def __enter__(self) -> Clouds:

@@ -18,6 +18,7 @@ from typing import Any
 from bench import boot
 from bench import burst
 from bench import chart
+from bench import cold_migration
 from bench import delete
 from bench import density
 from bench import image_import
@@ -42,11 +43,14 @@ BENCHMARKS: dict[str, Callable[[Context], None]] = {
     "delete": delete.run,
     "density": density.run,
     "log_flood": log_flood.run,
+    "cold_migration": cold_migration.run,
     "layer_parse": layer_parse.run,
 }
-#: Benchmarks that need only the engine: a run of these alone brings up no
-#: cloud, which saves minutes and keeps Nova's processes off the CPU.
-NO_CLOUD = frozenset({"layer_parse"})
+#: Benchmarks that need none of the shared clouds: ``layer_parse`` only the
+#: engine, ``cold_migration`` clouds of two hosts that it brings up itself.
+#: A run of these alone brings up no shared cloud, which saves minutes and
+#: keeps their Nova processes off the CPU.
+NO_CLOUD = frozenset({"layer_parse", "cold_migration"})
 #: The smoke: every benchmark once, tiny.
 QUICK = Options(
     iterations=1,

@@ -67,6 +67,10 @@ class DockerDriver(driver.ComputeDriver):
         "supports_attach_interface": True,
         # Loaded images are cached by Glance UUID and pruned on request.
         "has_imagecache": True,
+        # Evacuate rebuilds from the image on another host; the failed
+        # host, once back, destroys its stale container (Nova asks only
+        # drivers that say so).
+        "supports_evacuate": True,
     }
 
     def __init__(self, virtapi: Any) -> None:
@@ -454,6 +458,16 @@ class DockerDriver(driver.ComputeDriver):
         share_info: Any,
         block_device_info: Any = None,
     ) -> None:
+        if migration_mod.arriving(instance):
+            # A move here whose finish is still queued for this host: the
+            # finish creates and starts the container; starting now would
+            # find none and fail the server.
+            LOG.info(
+                "Not resuming: the server is moving here and Nova's finish "
+                "of the move will start it",
+                instance=instance,
+            )
+            return
         self._containers.power_on(instance)
         self._networks.plug(instance, network_info)
 

@@ -48,6 +48,7 @@ from typing import Any
 from nova import exception as nova_exception
 from nova import objects
 from nova.compute import power_state
+from nova.compute import task_states
 from nova.i18n import _
 from oslo_log import log as logging
 from oslo_utils import excutils
@@ -179,8 +180,22 @@ def refusal(reason: str) -> nova_exception.InstanceFaultRollback:
     )
 
 
-def live_migration_refused() -> nova_exception.MigrationPreCheckError:
-    return nova_exception.MigrationPreCheckError(reason=LIVE_MIGRATION_REFUSED)
+def live_migration_refused() -> nova_exception.NoValidHost:
+    """No host can take a live migration: said with the one pre-check error
+    that ends Nova's search at once.  A ``MigrationPreCheckError`` would send
+    the conductor on to the next host, and the user would only read "No
+    valid host was found" without the reason; this way the API answers 400
+    with the reason, and the server stays ACTIVE where it is."""
+    return nova_exception.NoValidHost(reason=LIVE_MIGRATION_REFUSED)
+
+
+def arriving(instance: Any) -> bool:
+    """The source has handed the server to this host and Nova's finish of
+    the move is still to come: its container is a transient Glance image,
+    not yet on this engine.  Nova names this host the server's at that
+    point, so a nova-compute restarting here then sees a server it cannot
+    find."""
+    return instance.task_state == task_states.RESIZE_MIGRATED
 
 
 def same_host(migration: Any) -> bool:

@@ -81,7 +81,7 @@ def up(
     made, one for a new cloud); return the seconds it took."""
     started = time.monotonic()
     with_neutron = _pin_network(layout, driver, with_neutron)
-    count = _pin_hosts(layout, driver, count)
+    count = _pin_hosts(layout, count)
     ctx = _context(layout, driver, with_neutron, count)
     computes = ", ".join(layout.host_name(i) for i in range(1, count + 1))
     print(
@@ -279,7 +279,7 @@ def _pin_network(layout: Layout, driver: str, with_neutron: bool | None) -> bool
     return wanted == "neutron"
 
 
-def _pin_hosts(layout: Layout, driver: str, count: int | None) -> int:
+def _pin_hosts(layout: Layout, count: int | None) -> int:
     """How many compute hosts: as asked, else as first made, else one.  A
     cloud keeps its count: the services, names and engines differ."""
     previous = hosts(layout) if layout.hosts_record.exists() else None
@@ -291,8 +291,6 @@ def _pin_hosts(layout: Layout, driver: str, count: int | None) -> int:
             f"{layout.root} holds a cloud made with --hosts {previous}; use "
             f"that, or another --state-dir (and --port-base)"
         )
-    if wanted > 1 and driver != "docker":
-        raise host.HostError("--hosts N needs the Docker driver (one engine per host)")
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.hosts_record.write_text(f"{wanted}\n")
     return wanted

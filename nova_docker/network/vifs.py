@@ -278,6 +278,12 @@ class VifPlugger:
             # never reopens a device of the same name, so drop the port and
             # let os-vif add it again below.
             os_vif.unplug(osvif, info)
+            # A switch port's name is unique on its switch, and os-vif's add
+            # is a no-op when the name is on another bridge.  Where compute
+            # hosts share one switch (a single-machine test bed), a host
+            # that failed keeps its evacuated server's port on its own
+            # bridge; Neutron has bound the port here, so that one goes.
+            self._ovs().delete_ovs_vif_port(None, link.host.tap, False)
         nova_docker.privsep.netns.create_veth(
             link.host.tap,
             link.host.peer,

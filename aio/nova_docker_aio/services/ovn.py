@@ -166,7 +166,11 @@ class Controller(Service):
         with step(self.name, "chassis settings", ctx.layout.log(self.name)):
             if self.index > 1:
                 ovs.add_bridge(switch, integration_bridge(layout, self.index))
-            configure_chassis(layout, switch, self.index, self.hosts)
+            # Under the switch's lock: no other cloud is between its claim
+            # and its own settings while the dead ones' go.
+            with ovs.locked(switch):
+                prune_dead_chassis(switch, live_hosts(switch))
+                configure_chassis(layout, switch, self.index, self.hosts)
 
     def start(self, ctx: Context) -> None:
         start_controller(ctx.layout, ovs.Switch(), self.index)
@@ -345,6 +349,75 @@ def unconfigure_chassis(
 ) -> None:
     for key in chassis_settings(layout, index, hosts):
         ovs.vsctl(switch, "remove", "Open_vSwitch", ".", "external_ids", key)
+    index_key = f"{CHASSIS_INDEX}-{chassis_name(layout, index)}"
+    ovs.vsctl(switch, "remove", "Open_vSwitch", ".", "other_config", index_key)
+
+
+#: Where each ovn-controller on a shared switch keeps the one-character
+#: index it takes (``other_config``): there are only 36, so the index of a
+#: chassis that is gone must not stay.
+CHASSIS_INDEX = "ovn-chassis-idx"
+#: The prefixes of the chassis-specific keys a cloud's chassis leave in the
+#: shared ``Open_vSwitch`` row (see :func:`chassis_settings`).
+CHASSIS_KEYS = (
+    "ovn-remote-",
+    "ovn-bridge-",
+    "ovn-encap-type-",
+    "ovn-encap-ip-",
+    "ovn-cms-options-",
+    "ovn-set-local-ip-",
+    "hostname-",
+)
+
+
+def prune_dead_chassis(switch: ovs.Switch, alive: set[str]) -> list[str]:
+    """Remove the settings and index of every chassis whose cloud holds no
+    live claim on the switch (a cloud killed without ``down``, a removed
+    state dir); returns the keys removed.
+
+    A chassis is a cloud's compute host ``<host>`` or ``<host>-<i>``.
+    """
+    removed = []
+    for column, prefixes in (
+        ("external_ids", CHASSIS_KEYS),
+        ("other_config", (f"{CHASSIS_INDEX}-",)),
+    ):
+        for key in row_keys(switch, column):
+            if key.startswith(prefixes) and not _owned(key, alive):
+                ovs.vsctl(switch, "remove", "Open_vSwitch", ".", column, key)
+                removed.append(key)
+    return removed
+
+
+def row_keys(switch: ovs.Switch, column: str) -> list[str]:
+    """The keys of a map column of the switch's one ``Open_vSwitch`` row."""
+    listed = ovs.vsctl(
+        switch, "--format=json", f"--columns={column}", "list", "Open_vSwitch"
+    )
+    (row,) = json.loads(listed)["data"]
+    _kind, pairs = row[0]
+    return [key for key, _ in pairs]
+
+
+def live_hosts(switch: ovs.Switch) -> set[str]:
+    """The compute hosts of the clouds that hold a live claim."""
+    prefix = "cloud-"
+    return {
+        name.removeprefix(prefix)
+        for name in ovs.live_claims(switch)
+        if name.startswith(prefix)
+    }
+
+
+def _owned(key: str, alive: set[str]) -> bool:
+    """Whether ``key`` names a chassis of a live cloud (pure)."""
+    head, _, index = key.rpartition("-")
+    for compute_host in alive:
+        if key.endswith(f"-{compute_host}"):
+            return True
+        if index.isdigit() and head.endswith(f"-{compute_host}"):
+            return True
+    return False
 
 
 def start_controller(layout: Layout, switch: ovs.Switch, index: int = 1) -> None:

@@ -324,5 +324,43 @@ def test_down_leaves_nothing_of_the_cloud_on_the_switch() -> None:
     assert not any(procs.is_running(pid, started) for pid, started in daemons)
     assert not (switch.users / ovs.claim_name(layout)).exists()
     if ovs.running(switch):
-        external_ids = ovs.vsctl(switch, "get", "Open_vSwitch", ".", "external_ids")
-        assert layout.compute_host not in external_ids
+        for column in ("external_ids", "other_config"):
+            keys = ovn.row_keys(switch, column)
+            assert not [key for key in keys if layout.compute_host in key]
+
+
+def test_chassis_of_clouds_that_are_gone_are_pruned_and_live_ones_kept() -> None:
+    """A cloud killed without ``down`` leaves its chassis' settings and its
+    controller index (one of 36) on the shared switch; the next chassis set
+    up removes them, and nothing of a cloud that still holds its claim."""
+    _require_root_and_ovn()
+    with running_cloud() as made:
+        switch, live = made.switch, made.layout.compute_host
+        dead = f"ndtdead-{uuid.uuid4().hex[:6]}"
+        planted = {
+            "external_ids": [f"ovn-bridge-{dead}", f"hostname-{dead}-2"],
+            "other_config": [f"ovn-chassis-idx-{dead}", f"ovn-chassis-idx-{dead}-2"],
+        }
+        for column, keys in planted.items():
+            ovs.vsctl(
+                switch, "set", "Open_vSwitch", ".",
+                *(f'{column}:"{key}"="x"' for key in keys),
+            )  # fmt: skip
+        ours_before = _keys_of(switch, live)
+
+        with ovs.locked(switch):
+            removed = ovn.prune_dead_chassis(switch, ovn.live_hosts(switch))
+
+        assert set(planted["external_ids"] + planted["other_config"]) <= set(removed)
+        assert not [key for key in removed if live in key]
+        assert _keys_of(switch, live) == ours_before
+        assert f"ovn-chassis-idx-{live}-2" in ours_before
+
+
+def _keys_of(switch: ovs.Switch, compute_host: str) -> set[str]:
+    return {
+        key
+        for column in ("external_ids", "other_config")
+        for key in ovn.row_keys(switch, column)
+        if compute_host in key
+    }

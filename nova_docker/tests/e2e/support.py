@@ -50,6 +50,13 @@ def fetch(url: str) -> str | None:
         return None
 
 
+def add_floating_ip(conn, server):
+    """A floating IP from ``public`` on the server's one port."""
+    (port,) = conn.network.ports(device_id=server.id)
+    external = conn.network.find_network("public", ignore_missing=False)
+    return conn.network.create_ip(floating_network_id=external.id, port_id=port.id)
+
+
 def eventually(check, what: str, timeout: float = 90):
     """Poll ``check`` until it returns something true; fail naming ``what``
     (the launcher's poll helper, with the tests' usual patience)."""
@@ -94,11 +101,7 @@ class Servers:
         return address
 
     def floating_ip(self, server) -> str:
-        (port,) = self.conn.network.ports(device_id=server.id)
-        external = self.conn.network.find_network("public", ignore_missing=False)
-        fip = self.conn.network.create_ip(
-            floating_network_id=external.id, port_id=port.id
-        )
+        fip = add_floating_ip(self.conn, server)
         self.floating.append(fip)
         return fip.floating_ip_address
 

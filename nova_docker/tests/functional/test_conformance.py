@@ -75,7 +75,7 @@ class DockerDriverConformanceTestCase(
                 self.ctxt, instance, {}
             ),
         ):
-            self.assertRaises(exception.MigrationPreCheckError, check)
+            self.assertRaises(exception.NoValidHost, check)
         self.assertRaises(
             NotImplementedError,
             self.connection.live_migration,

@@ -33,6 +33,7 @@ import nova.conf
 from nova import exception as nova_exception
 from nova import objects
 from nova import utils as nova_utils
+from nova.compute import task_states
 
 from nova_docker import exception
 from nova_docker import migration as migration_mod
@@ -313,6 +314,37 @@ class ColdMigrationTestCase(MoveTestCase):
         )
 
 
+class InterruptedMoveTestCase(MoveTestCase):
+    def test_a_destination_restarting_before_the_finish_waits_for_it(self):
+        """nova-compute restarts on the destination after the source handed
+        the server over (Nova already names the destination its host) and
+        before the queued finish: with ``resume_guests_state_on_host_boot``
+        Nova asks to resume a server whose container is still in Glance."""
+        self.write(self.client, self.instance, "/root/data", "kept")
+        migration, disk_info = self.migrate_away(
+            self.instance, self.instance.flavor, self.dest_host
+        )
+        self.instance.task_state = task_states.RESIZE_MIGRATED
+
+        self.dest.resume_state_on_host_boot(self.ctxt, self.instance, [], None)
+
+        self.assertEqual([], self.dest_client.containers(all=True))
+        self.finish(self.dest, self.instance, migration, disk_info)
+        self.assertTrue(
+            self.inspect(self.dest_client, self.instance)["State"]["Running"]
+        )
+        self.assertEqual(
+            b"kept\n", self.read(self.dest_client, self.instance, "/root/data")
+        )
+
+    def test_resume_at_boot_outside_a_move_still_starts_the_server(self):
+        self.source.power_off(self.instance, STOP_TIMEOUT)
+
+        self.source.resume_state_on_host_boot(self.ctxt, self.instance, [], None)
+
+        self.assertTrue(self.inspect(self.client, self.instance)["State"]["Running"])
+
+
 class SameHostResizeTestCase(MoveTestCase):
     def setUp(self):
         super().setUp()
@@ -494,7 +526,7 @@ class RefusedMoveTestCase(MoveTestCase):
                 self.ctxt, self.instance, {}
             ),
         ):
-            error = self.assertRaises(nova_exception.MigrationPreCheckError, check)
+            error = self.assertRaises(nova_exception.NoValidHost, check)
             self.assertIn("openstack server migrate", error.format_message())
         self.assert_untouched()
 

@@ -34,6 +34,7 @@ from nova_docker.network import exception
 from nova_docker.network import plan
 from nova_docker.network import vifs
 from nova_docker.tests.functional.network import support
+from nova_docker_aio.services import ovs as aio_ovs
 
 SUBNET4 = "10.250.7.0/24"
 SUBNET6 = "fdd7:250:7::/64"
@@ -197,6 +198,41 @@ def test_attach_takes_the_next_free_name_and_detach_removes_it(
     plugger.unplug_one(instance, second)
     assert support.links_in(one) == {"lo", "eth0"}
     assert leftovers(second, ovs) == [plan.host_devices(first["id"]).tap]
+
+
+@pytest.fixture
+def other_bridge(ovs) -> Iterator[str]:
+    """Another host's integration bridge on the same switch."""
+    name = "ndtbrother"
+    aio_ovs.add_bridge(ovs.switch, name)
+    yield name
+    aio_ovs.del_bridge(ovs.switch, name)
+
+
+def test_a_port_left_on_another_hosts_bridge_moves_to_this_one(
+    containers, ovs, plugged, other_bridge
+):
+    """An evacuated server's port, still on its failed host's bridge of a
+    shared switch, is plugged here: the port ends on this host's bridge and
+    carries traffic."""
+    plugger = support.netdev_plugger()
+    one, two = containers(), containers()
+    moved, peer = make_vif(6, False, None), make_vif(7, False, None)
+    inst_one, inst_two = make_instance(6), make_instance(7)
+    plugged += [(plugger, inst_one, [moved]), (plugger, inst_two, [peer])]
+    tap = plan.host_devices(moved["id"], moved["devname"]).tap
+    ovs.vsctl(
+        "add-port", other_bridge, tap,
+        "--", "set", "Interface", tap, "type=internal",
+        f"external_ids:iface-id={moved['id']}",
+    )  # fmt: skip
+
+    plugger.plug(inst_one, [moved], support.target_of(one))
+    plugger.plug(inst_two, [peer], support.target_of(two))
+
+    assert ovs.vsctl("port-to-br", tap).strip() == support.BRIDGE
+    assert tap not in ovs.vsctl("list-ports", other_bridge).split()
+    assert_connected(one, two, "10.250.7.16", "10.250.7.17")
 
 
 def test_plug_into_a_vanished_process_raises_vif_plug_error(containers, ovs, plugged):
