@@ -26,6 +26,8 @@ per host), then the operator's ``local.conf``.
 
 from __future__ import annotations
 
+import datetime
+import time
 from pathlib import Path
 
 from nova_docker_aio import clouds_yaml
@@ -97,14 +99,22 @@ def config_files(layout: Layout, *extra: Path) -> list[str]:
     return [arg for path in files for arg in ("--config-file", str(path))]
 
 
-def service_up(layout: Layout, binary: str, host: str | None = None) -> bool:
-    """Whether Nova's service list shows ``binary`` (on ``host``) up: the
-    health check of every RPC service, as an operator would check it."""
+def service_up(
+    layout: Layout, binary: str, host: str | None = None, since: float = 0.0
+) -> bool:
+    """Whether Nova's service list shows ``binary`` (on ``host``) alive: the
+    health check of every RPC service, as an operator would check it.
+
+    A service an operator forced down is listed ``down`` however well it
+    runs (evacuation needs that while its host is restarted), so there a
+    report newer than ``since`` (a Unix time) counts instead.
+    """
     conn = clouds_yaml.connect(layout, clouds_yaml.ADMIN_CLOUD)
     try:
         return any(
-            found.state == "up" and (host is None or found.host == host)
+            _alive(found, since)
             for found in conn.compute.services(binary=binary)
+            if host is None or found.host == host
         )
     except Exception:  # not up yet is all a failure can mean here
         return False
@@ -112,16 +122,29 @@ def service_up(layout: Layout, binary: str, host: str | None = None) -> bool:
         conn.close()
 
 
+def _alive(service, since: float) -> bool:
+    if service.state == "up":
+        return True
+    if not service.is_forced_down or not service.updated_at:
+        return False
+    reported = datetime.datetime.fromisoformat(service.updated_at)
+    if reported.tzinfo is None:
+        reported = reported.replace(tzinfo=datetime.UTC)
+    return reported.timestamp() > since
+
+
 def _spawn_console_script(
     layout: Layout, name: str, script: str, *extra: Path, until
 ) -> None:
-    """Start one of Nova's own console scripts and wait for ``until``."""
+    """Start one of Nova's own console scripts and wait for ``until``,
+    which is given the Unix time the process started."""
     pidfile = layout.pidfile(name)
     tmp = layout.tmp_dir(name)
     tmp.mkdir(parents=True, exist_ok=True)
     argv = [tools.bin_path(script), *config_files(layout, *extra)]
+    started = time.time()
     procs.spawn(argv, pidfile, layout.log(name), {"TMPDIR": str(tmp)})
-    procs.wait_for(until, pidfile, UP_TIMEOUT, name)
+    procs.wait_for(lambda: until(started), pidfile, UP_TIMEOUT, name)
 
 
 class NovaApi(Service):
@@ -184,7 +207,7 @@ class NovaControl(Service):
             ctx.layout,
             self.name,
             self.name,
-            until=lambda: service_up(ctx.layout, self.name),
+            until=lambda started: service_up(ctx.layout, self.name, since=started),
         )
 
     def healthy(self, ctx: Context) -> bool:
@@ -219,7 +242,9 @@ class NovaCompute(Service):
             self.name,
             "nova-compute",
             compute_conf(layout, self.index),
-            until=lambda: service_up(layout, "nova-compute", self.host(layout)),
+            until=lambda started: service_up(
+                layout, "nova-compute", self.host(layout), since=started
+            ),
         )
 
     def healthy(self, ctx: Context) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import openstack
 import pytest
 
 from nova_docker.tests.e2e_hosts.test_moves import TIMEOUT
@@ -42,9 +43,9 @@ def computes_back(hosts_cloud, hosts_admin) -> Iterator[None]:
     service running and not forced down."""
     yield
     for host in hosts_cloud.hosts:
-        _force_down(hosts_admin, host, False)
         if hosts_cloud.pid(hosts_cloud.compute(host)) is None:
             hosts_cloud.restart(hosts_cloud.compute(host))
+        _force_up_once_evacuations_are_completed(hosts_admin, host)
 
 
 def _compute_service(admin, host: str):
@@ -55,6 +56,20 @@ def _compute_service(admin, host: str):
 def _force_down(admin, host: str, forced: bool) -> None:
     service = _compute_service(admin, host)
     admin.compute.update_service_forced_down(service, forced=forced)
+
+
+def _force_up_once_evacuations_are_completed(admin, host: str) -> None:
+    """Nova refuses to let a host up while its evacuations are ``done`` and
+    not yet ``completed`` by its restarted nova-compute."""
+
+    def forced_up() -> bool:
+        try:
+            _force_down(admin, host, False)
+        except openstack.exceptions.BadRequestException:
+            return False
+        return True
+
+    poll.until(forced_up, f"{host} let up after its evacuations", TIMEOUT)
 
 
 def test_evacuate_rebuilds_elsewhere_and_the_returning_host_removes_only_its_stale_container(  # noqa: E501
@@ -76,7 +91,9 @@ def test_evacuate_rebuilds_elsewhere_and_the_returning_host_removes_only_its_sta
     # Until the failed host comes back, its stale container is still there.
     assert len(moves.container_ids(evacuated, failed)) == 1
 
-    _force_down(hosts_admin, failed, False)
+    # As Nova says: the failed host's nova-compute comes back while it is
+    # still forced down, finishes the evacuations, and only then is it
+    # let up.
     hosts_cloud.restart(hosts_cloud.compute(failed))
     gone = poll.until(
         lambda: moves.container_ids(evacuated, failed) == [],
@@ -84,6 +101,7 @@ def test_evacuate_rebuilds_elsewhere_and_the_returning_host_removes_only_its_sta
         TIMEOUT,
     )
     assert gone
+    _force_up_once_evacuations_are_completed(hosts_admin, failed)
     assert moves.container_ids(bystander, failed) == [kept]
     assert hosts_cloud.engines[failed].inspect_container(kept)["State"]["Running"]
     assert moves.wait(bystander, "ACTIVE").compute_host == failed
