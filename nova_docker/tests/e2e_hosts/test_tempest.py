@@ -34,8 +34,9 @@ deliberately lacks:
 - ``admin.test_volume_swap``: volumes again.
 
 Nova's scheduler does not apply the ``same_host``/``different_host`` hints
-unless ``SameHostFilter`` and ``DifferentHostFilter`` are enabled, so this
-module enables them for the tests' duration (and tells tempest so).
+unless ``SameHostFilter`` and ``DifferentHostFilter`` are enabled: the
+two-host cloud enables them (``SCHEDULER_FILTERS`` in the conftest), and
+tempest is told so.
 """
 
 from __future__ import annotations

@@ -46,9 +46,12 @@ def seams() -> Iterator[SimpleNamespace]:
         mock.patch("nova_docker.privsep.netns", autospec=True) as netns,
         mock.patch("nova_docker.privsep.firewall", autospec=True) as firewall,
         mock.patch.object(vifs, "os_vif", autospec=True) as osvif,
+        mock.patch.object(vifs.VifPlugger, "_ovs", autospec=True) as ovs,
     ):
         netns.link_addresses.return_value = {"lo": "00:00:00:00:00:00"}
-        yield SimpleNamespace(netns=netns, firewall=firewall, os_vif=osvif)
+        yield SimpleNamespace(
+            netns=netns, firewall=firewall, os_vif=osvif, switch=ovs.return_value
+        )
 
 
 @pytest.fixture
@@ -86,12 +89,23 @@ def test_plug_builds_the_veth_and_hands_the_tap_to_os_vif(seams, instance):
 def test_replug_of_a_new_namespace_drops_the_stale_ovs_port_first(seams, instance):
     order = mock.Mock()
     order.attach_mock(seams.os_vif.unplug, "unplug")
+    order.attach_mock(seams.switch.delete_ovs_vif_port, "delete_anywhere")
     order.attach_mock(seams.netns.create_veth, "create_veth")
     order.attach_mock(seams.os_vif.plug, "plug")
 
     vifs.VifPlugger().plug(instance, [fakes.dual_stack()], TARGET)
 
-    assert [c[0] for c in order.mock_calls] == ["unplug", "create_veth", "plug"]
+    assert [c[0] for c in order.mock_calls] == [
+        "unplug",
+        "delete_anywhere",
+        "create_veth",
+        "plug",
+    ]
+    # On whatever bridge it is (None), keeping the kernel device, which
+    # os-vif's unplug has already handled.
+    seams.switch.delete_ovs_vif_port.assert_called_once_with(
+        None, "tap0dd7a1b2-c3", False
+    )
 
 
 def test_plugging_a_plugged_vif_only_reapplies_configuration(seams, instance):
