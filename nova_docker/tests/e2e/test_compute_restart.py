@@ -221,5 +221,10 @@ def test_deleted_while_compute_was_down_is_logged_then_reaped(
     support.eventually(
         lambda: not any(support.tap(p).exists() for p in ports), "the taps are gone"
     )
-    switch_ports = cloud.switch_ports()
-    assert not [p for p in ports if support.tap(p).name in switch_ports]
+    # The taps die with the container's namespace; the reap's unplug removes
+    # their switch ports a moment later.
+    gone = support.eventually(
+        lambda: not [p for p in ports if support.tap(p).name in cloud.switch_ports()],
+        "the switch ports are gone",
+    )
+    assert gone
