@@ -205,15 +205,23 @@ def sync_databases(layout: Layout, secrets: Mapping[str, str]) -> None:
     manage(layout, "db", "sync")
 
 
-def config_files(layout: Layout) -> str:
-    """The files Nova reads from its config dir, in order (its
-    ``OS_NOVA_CONFIG_FILES``): the generated ``nova.conf``, then the
+def config_paths(layout: Layout, *extra: Path) -> list[Path]:
+    """The configuration files a Nova process reads, in order: the
+    generated ``nova.conf``, ``extra`` (a compute host's own), then the
     operator's ``local.conf`` when there is one, so its settings win and
     survive every ``up``."""
-    files = [layout.nova_paste.name, layout.nova_conf.name]
+    files = [layout.nova_conf, *extra]
     if layout.nova_local_conf.exists():
-        files.append(layout.nova_local_conf.name)
-    return ";".join(files)
+        files.append(layout.nova_local_conf)
+    return files
+
+
+def config_files(layout: Layout) -> str:
+    """The files the Nova process reads from its config dir, in order (its
+    ``OS_NOVA_CONFIG_FILES``): the API's paste file, then
+    :func:`config_paths`."""
+    names = [layout.nova_paste.name, *(p.name for p in config_paths(layout))]
+    return ";".join(names)
 
 
 def start_process(

@@ -91,11 +91,9 @@ def compute_config(layout: Layout, index: int, with_neutron: bool) -> str:
 
 
 def config_files(layout: Layout, *extra: Path) -> list[str]:
-    """``--config-file`` arguments: nova.conf, ``extra``, then local.conf
-    (so the operator's settings win, as in a cloud of one host)."""
-    files = [layout.nova_conf, *extra]
-    if layout.nova_local_conf.exists():
-        files.append(layout.nova_local_conf)
+    """``--config-file`` arguments, in the order a cloud of one host reads
+    the same files (:func:`.nova.config_paths`)."""
+    files = nova.config_paths(layout, *extra)
     return [arg for path in files for arg in ("--config-file", str(path))]
 
 
