@@ -62,12 +62,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
+import string
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from nova_docker_aio import external
 from nova_docker_aio import host
+from nova_docker_aio import poll
 from nova_docker_aio import procs
 from nova_docker_aio.layout import Layout
 from nova_docker_aio.services import ovs
@@ -93,6 +96,10 @@ MAX_HOSTS = 250
 #: Seconds between refreshes of the tunnel neighbour entries, well inside
 #: the switch's aging (``tnl/neigh/aging``, 900 s by default).
 NEIGH_REFRESH = 60
+#: Seconds the chassis get, once all are registered, to make their tunnels
+#: to each other (each is made within a second or two of the other's
+#: registration).
+TUNNEL_TIMEOUT = 60
 
 
 def ensure_installed() -> None:
@@ -185,6 +192,11 @@ class Controller(Service):
         with step(self.name, f"chassis {chassis} registered"):
             procs.wait_for(lambda: self.healthy(ctx), pidfile, 60, self.name)
             announce_bridge(layout, self.index)
+        if self.index == self.hosts > 1:
+            # The last chassis up: each now has a tunnel to every other, or
+            # the servers of different hosts would not reach each other.
+            with step("ovn-underlay", "a tunnel between every two hosts"):
+                wait_for_tunnels(layout, ovs.Switch(), self.hosts)
 
     def stop(self, ctx: Context) -> None:
         super().stop(ctx)
@@ -333,30 +345,13 @@ def chassis_settings(layout: Layout, index: int = 1, hosts: int = 1) -> dict[str
     return {f"{key}-{chassis}": value for key, value in plain.items()}
 
 
-def configure_chassis(
-    layout: Layout, switch: ovs.Switch, index: int = 1, hosts: int = 1
-) -> None:
-    """Write host ``index``'s chassis settings into the shared switch."""
-    pairs = [
-        f'external_ids:"{key}"="{value}"'
-        for key, value in chassis_settings(layout, index, hosts).items()
-    ]
-    ovs.vsctl(switch, "set", "Open_vSwitch", ".", *pairs)
-
-
-def unconfigure_chassis(
-    layout: Layout, switch: ovs.Switch, index: int = 1, hosts: int = 1
-) -> None:
-    for key in chassis_settings(layout, index, hosts):
-        ovs.vsctl(switch, "remove", "Open_vSwitch", ".", "external_ids", key)
-    index_key = f"{CHASSIS_INDEX}-{chassis_name(layout, index)}"
-    ovs.vsctl(switch, "remove", "Open_vSwitch", ".", "other_config", index_key)
-
-
 #: Where each ovn-controller on a shared switch keeps the one-character
 #: index it takes (``other_config``): there are only 36, so the index of a
 #: chassis that is gone must not stay.
 CHASSIS_INDEX = "ovn-chassis-idx"
+#: The indices, in the order ovn-controller hands them out: none (tunnel
+#: port names without an index) first.
+CHASSIS_INDICES = ("", *string.digits, *string.ascii_lowercase)
 #: The prefixes of the chassis-specific keys a cloud's chassis leave in the
 #: shared ``Open_vSwitch`` row (see :func:`chassis_settings`).
 CHASSIS_KEYS = (
@@ -368,6 +363,50 @@ CHASSIS_KEYS = (
     "ovn-set-local-ip-",
     "hostname-",
 )
+
+
+def configure_chassis(
+    layout: Layout, switch: ovs.Switch, index: int = 1, hosts: int = 1
+) -> None:
+    """Write host ``index``'s chassis settings, and reserve its controller
+    index, in the shared switch (call under :func:`.ovs.locked`)."""
+    pairs = [
+        f'external_ids:"{key}"="{value}"'
+        for key, value in chassis_settings(layout, index, hosts).items()
+    ]
+    index_key = f"{CHASSIS_INDEX}-{chassis_name(layout, index)}"
+    taken = row_map(switch, "other_config")
+    if index_key not in taken:
+        # ovn-controller picks a free index itself, but without a lock: two
+        # controllers started together both took "0", so their tunnel ports
+        # to each other had one name and neither tunnel was made.
+        free = free_chassis_index(
+            value for key, value in taken.items() if key.startswith(CHASSIS_INDEX)
+        )
+        pairs.append(f'other_config:"{index_key}"="{free}"')
+    ovs.vsctl(switch, "set", "Open_vSwitch", ".", *pairs)
+
+
+def free_chassis_index(taken: Iterable[str]) -> str:
+    """The first controller index not in ``taken``, in ovn-controller's
+    own order (pure)."""
+    used = set(taken)
+    for candidate in CHASSIS_INDICES:
+        if candidate not in used:
+            return candidate
+    raise ovs.SwitchError(
+        f"all {len(CHASSIS_INDICES)} OVN controller indices of the shared "
+        "switch are taken: stop a cloud (`nova-docker-aio down`) first"
+    )
+
+
+def unconfigure_chassis(
+    layout: Layout, switch: ovs.Switch, index: int = 1, hosts: int = 1
+) -> None:
+    for key in chassis_settings(layout, index, hosts):
+        ovs.vsctl(switch, "remove", "Open_vSwitch", ".", "external_ids", key)
+    index_key = f"{CHASSIS_INDEX}-{chassis_name(layout, index)}"
+    ovs.vsctl(switch, "remove", "Open_vSwitch", ".", "other_config", index_key)
 
 
 def prune_dead_chassis(switch: ovs.Switch, alive: set[str]) -> list[str]:
@@ -391,12 +430,17 @@ def prune_dead_chassis(switch: ovs.Switch, alive: set[str]) -> list[str]:
 
 def row_keys(switch: ovs.Switch, column: str) -> list[str]:
     """The keys of a map column of the switch's one ``Open_vSwitch`` row."""
+    return list(row_map(switch, column))
+
+
+def row_map(switch: ovs.Switch, column: str) -> dict[str, str]:
+    """A map column of the switch's one ``Open_vSwitch`` row."""
     listed = ovs.vsctl(
         switch, "--format=json", f"--columns={column}", "list", "Open_vSwitch"
     )
     (row,) = json.loads(listed)["data"]
     _kind, pairs = row[0]
-    return [key for key, _ in pairs]
+    return dict(pairs)
 
 
 def live_hosts(switch: ovs.Switch) -> set[str]:
@@ -436,6 +480,47 @@ def start_controller(layout: Layout, switch: ovs.Switch, index: int = 1) -> None
     )
     ctl = layout.ovn_controller_ctl(pid)
     procs.wait_for(ctl.exists, pidfile, 30, name)
+
+
+def missing_tunnels(
+    layout: Layout, switch: ovs.Switch, hosts: int
+) -> list[tuple[int, int]]:
+    """The pairs (from host, to host) of the cloud with no Geneve tunnel
+    port on the shared switch."""
+    listed = ovs.vsctl(
+        switch, "--format=json", "--columns=options", "find", "Interface",
+        "type=geneve",
+    )  # fmt: skip
+    present = set()
+    for (column,) in json.loads(listed)["data"]:
+        _kind, pairs = column
+        options = dict(pairs)
+        present.add((options.get("local_ip"), options.get("remote_ip")))
+    return [
+        (source, target)
+        for source in range(1, hosts + 1)
+        for target in range(1, hosts + 1)
+        if source != target
+        and (encap_ip(layout, source, hosts), encap_ip(layout, target, hosts))
+        not in present
+    ]
+
+
+def wait_for_tunnels(layout: Layout, switch: ovs.Switch, hosts: int) -> None:
+    """Wait until every chassis has its tunnels; name the missing ones."""
+    try:
+        poll.until(
+            lambda: not missing_tunnels(layout, switch, hosts),
+            "every chassis has its tunnels", TUNNEL_TIMEOUT, interval=0.5,
+        )  # fmt: skip
+    except poll.Timeout:
+        missing = ", ".join(
+            f"host {a} to host {b}" for a, b in missing_tunnels(layout, switch, hosts)
+        )
+        raise ovs.SwitchError(
+            f"no Geneve tunnel from {missing} after {TUNNEL_TIMEOUT}s: see "
+            f"the ovn-controller logs in {layout.log('ovn-controller').parent}"
+        ) from None
 
 
 def sbctl(layout: Layout, *args: str) -> str:

@@ -364,3 +364,68 @@ def _keys_of(switch: ovs.Switch, compute_host: str) -> set[str]:
         for key in ovn.row_keys(switch, column)
         if compute_host in key
     }
+
+
+def test_free_controller_index_follows_ovn_controllers_own_order() -> None:
+    assert ovn.free_chassis_index([]) == ""
+    assert ovn.free_chassis_index(["", "0", "2"]) == "1"
+    assert ovn.free_chassis_index(["", *"0123456789"]) == "a"
+    with pytest.raises(ovs.SwitchError, match="indices of the shared switch"):
+        ovn.free_chassis_index(ovn.CHASSIS_INDICES)
+
+
+def test_each_chassis_has_its_own_index_before_its_controller_starts() -> None:
+    """ovn-controller picks its index without a lock: two started at once
+    took the same one, and their tunnel ports to each other then shared a
+    name, so neither tunnel existed.  The launcher reserves them first, past
+    those other chassis on the switch hold."""
+    _require_root_and_ovn()
+    root = Path(tempfile.mkdtemp(prefix="ndaovn-", dir="/tmp"))
+    layout = Layout(root, 30000)
+    ctx = Context(layout, "fake", with_neutron=True)
+    switch = ovs.acquire(ovs.claim_name(layout), ovs.pid_owner())
+    # Indices of chassis that stay alive (they name this live cloud).
+    held = {
+        f"ovn-chassis-idx-{layout.compute_host}-{i}": v for i, v in ((8, ""), (9, "0"))
+    }
+    controllers = [ovn.Controller(i, HOSTS) for i in range(1, HOSTS + 1)]
+    try:
+        with ovs.locked(switch):
+            external.choose(layout, ovs.taken_elsewhere(layout, switch))
+        ovs.vsctl(
+            switch, "set", "Open_vSwitch", ".",
+            *(f'other_config:"{key}"="{value}"' for key, value in held.items()),
+        )  # fmt: skip
+        for controller in controllers:
+            controller.setup(ctx)
+
+        indices = ovn.row_map(switch, "other_config")
+        ours = [indices.get(f"ovn-chassis-idx-{ovn.chassis_name(layout, i)}")
+                for i in range(1, HOSTS + 1)]  # fmt: skip
+        assert ours == ["1", "2"]
+        assert not any(procs.read_pid(layout.pidfile(c.name)) for c in controllers)
+    finally:
+        for controller in reversed(controllers):
+            controller.stop(ctx)
+        for key in held:
+            ovs.vsctl(switch, "remove", "Open_vSwitch", ".", "other_config", key)
+        ovs.release(ovs.claim_name(layout), switch)
+        shutil.rmtree(root, ignore_errors=True)
+
+    if ovs.running(switch):
+        assert not [
+            k for k in ovn.row_keys(switch, "other_config") if layout.compute_host in k
+        ]
+
+
+def test_the_last_chassis_up_waits_for_every_tunnel_and_names_a_missing_one(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout, switch = cloud.layout, cloud.switch
+    assert ovn.missing_tunnels(layout, switch, HOSTS) == []
+    # A third host that never came: both existing ones lack a tunnel to it.
+    missing = ovn.missing_tunnels(layout, switch, HOSTS + 1)
+    assert (1, 3) in missing and (2, 3) in missing
+    monkeypatch.setattr(ovn, "TUNNEL_TIMEOUT", 1)
+    with pytest.raises(ovs.SwitchError, match="from host 1 to host 3"):
+        ovn.wait_for_tunnels(layout, switch, HOSTS + 1)
