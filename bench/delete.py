@@ -19,11 +19,25 @@ POLL = 0.1
 
 def _containers_gone(ctx: Context, cloud: BenchCloud, ids: list[str]) -> None:
     wanted = set(ids)
-    label = f"{naming.HOST_LABEL}={cloud.host}"
 
     def gone() -> bool:
-        found = ctx.engine.api.containers(all=True, filters={"label": label})
-        return not {c["Labels"].get(naming.UUID_LABEL) for c in found} & wanted
+        # A delete is done when the servers' containers and sandboxes are.
+        found = [
+            c
+            for selector in (naming.host_selector, naming.sandbox_selector)
+            for c in ctx.engine.api.containers(
+                all=True,
+                filters={
+                    "label": [f"{k}={v}" for k, v in selector(cloud.host).items()]
+                },
+            )
+        ]
+        owners = {
+            c["Labels"].get(naming.UUID_LABEL)
+            or c["Labels"].get(naming.SANDBOX_OF_LABEL)
+            for c in found
+        }
+        return not owners & wanted
 
     poll.until(
         gone, f"containers of {cloud.driver} servers gone", servers.TIMEOUT, POLL

@@ -41,6 +41,14 @@ SHIM_TASKS = 16
 #: Host open files each container costs outside its own processes: its
 #: shim's (26 measured) and dockerd's (about 4).
 SHIM_FILES = 32
+#: What an instance's network sandbox itself may hold: its pids limit
+#: (``engine.spec.SANDBOX_PIDS``), and files for an idle shell.
+SANDBOX_TASKS = 8
+SANDBOX_FILES = 16
+#: Each instance is two containers (its own and its sandbox), so two shims,
+#: and the sandbox's own tasks and files: none of it in the flavor's share.
+INSTANCE_TASKS = 2 * SHIM_TASKS + SANDBOX_TASKS
+INSTANCE_FILES = 2 * SHIM_FILES + SANDBOX_FILES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,12 +119,12 @@ class Shares:
     @property
     def task_budget(self) -> int:
         """Tasks for instances: the host's, less its reserve and shims."""
-        overhead = self.capacity.instances * SHIM_TASKS
+        overhead = self.capacity.instances * INSTANCE_TASKS
         return self.kernel.tasks - self.policy.reserved_tasks - overhead
 
     @property
     def file_budget(self) -> int:
-        overhead = self.capacity.instances * SHIM_FILES
+        overhead = self.capacity.instances * INSTANCE_FILES
         return self.kernel.file_max - self.policy.reserved_files - overhead
 
     @property
@@ -164,9 +172,9 @@ class Shares:
             f"tasks: {n} instances x pids_limit_min {self.policy.pids_min} = "
             f"{floors} > {self.task_budget} = min(kernel.pid_max {k.pid_max}, "
             f"kernel.threads-max {k.threads_max}) - reserved_host_pids "
-            f"{self.policy.reserved_tasks} - {n} x {SHIM_TASKS} for containerd "
-            "shims; lower [docker] pids_limit_min or cpu_allocation_ratio, or "
-            "raise kernel.pid_max"
+            f"{self.policy.reserved_tasks} - {n} x {INSTANCE_TASKS} for "
+            "containerd shims and sandboxes; lower [docker] pids_limit_min or "
+            "cpu_allocation_ratio, or raise kernel.pid_max"
         )
 
     def _file_shortfall(self) -> str:
@@ -176,11 +184,12 @@ class Shares:
         tasks = max(self.task_budget, self.capacity.instances * self.policy.pids_min)
         worst = tasks * nofile
         needed = worst + self.policy.reserved_files
-        needed += self.capacity.instances * SHIM_FILES
+        needed += self.capacity.instances * INSTANCE_FILES
         return (
             f"open files: {tasks} tasks x nofile_limit_min {nofile} = {worst} > "
             f"{max(self.file_budget, 0)} = fs.file-max {self.kernel.file_max} - "
             f"reserved_host_files {self.policy.reserved_files} - "
-            f"{self.capacity.instances} x {SHIM_FILES} for containerd shims; "
+            f"{self.capacity.instances} x {INSTANCE_FILES} for containerd shims "
+            "and sandboxes; "
             f"raise fs.file-max to {needed} or lower [docker] nofile_limit_min"
         )

@@ -10,7 +10,8 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Instance-level verbs over the engine: one Nova instance, one container.
+"""Instance-level verbs over the engine: one Nova instance, one container
+(which joins the instance's network sandbox, :mod:`nova_docker.sandbox`).
 
 Each method is a short sequence of engine calls; Nova's expectations about
 states (a soft reboot of a paused instance, a power-off of a stopped one) are
@@ -35,6 +36,7 @@ from oslo_log import log as logging
 from oslo_utils import units
 
 from nova_docker import bounds
+from nova_docker import configdrive
 from nova_docker import exception
 from nova_docker import host
 from nova_docker import inject
@@ -49,6 +51,15 @@ LOG = logging.getLogger(__name__)
 #: asks with ``use_cache=True`` only from its power-state sync, which walks
 #: every instance of the host; one listing serves the whole walk.
 STATE_CACHE_SECONDS = 30.0
+#: Sets root's password from the variable below; 127 without chpasswd.
+PASSWORD_VARIABLE = "NOVA_DOCKER_ROOT_PASSWORD"  # noqa: S105 (a name, not a secret)
+SET_PASSWORD_SCRIPT = (
+    "command -v chpasswd >/dev/null 2>&1 || exit 127; "
+    f'printf "root:%s\\n" "${PASSWORD_VARIABLE}" | chpasswd'
+)
+#: How much of the output of a container that exited during its boot goes
+#: into the instance's fault.
+EXIT_REPORT_LINES = 10
 
 
 class _StateCache:
@@ -173,6 +184,18 @@ class Containers:
 
     # -- creation ---------------------------------------------------------
 
+    def refuse_unfit_flavor(self, instance: Any) -> None:
+        """Fail the build at once, and on no other host either, when no
+        container of the instance's flavor can run anywhere."""
+        flavor = instance.flavor
+        problems = spec_mod.flavor_problems(flavor.memory_mb, flavor.extra_specs or {})
+        if problems:
+            raise nova_exception.BuildAbortException(
+                instance_uuid=instance.uuid,
+                reason=_("the flavor cannot run as a container: %s")
+                % "; ".join(problems),
+            )
+
     @_changes_state
     def create(
         self,
@@ -180,7 +203,7 @@ class Containers:
         image_ref: str,
         image_meta: Any,
         injected_files: Iterable[tuple[str, bytes | str]],
-        nameservers: tuple[str, ...] = (),
+        config_drive: bytes | None = None,
     ) -> str:
         """Create (not start) the instance's container; returns its name.
 
@@ -190,7 +213,9 @@ class Containers:
         in the instance fault instead of rescheduling for nothing.  A fault
         of this host's engine (a full disk) aborts too, with its own words.
         """
-        spec = self.spec_for(instance, image_ref, image_meta, nameservers)
+        if config_drive is not None:
+            self.load_config_drive(instance, image_ref, config_drive)
+        spec = self.spec_for(instance, image_ref, image_meta, config_drive is not None)
         # Refuses unsafe paths before the engine does any work.
         ssh_key = instance.key_data if self._options.inject_key else None
         archive = inject.files_archive(injected_files or [], ssh_key)
@@ -203,6 +228,36 @@ class Containers:
             self._copy_in(instance, spec.name, archive)
         return spec.name
 
+    def load_config_drive(self, instance: Any, image_ref: str, seed: bytes) -> None:
+        """Make the instance's config drive volume anew and copy ``seed``
+        onto it, through a container of the instance's own image that is
+        never started (so that an image with no room for the drive fails
+        here); a build fails saying why it could not."""
+        volume = naming.config_drive_volume(instance.uuid)
+        loader = spec_mod.VolumeLoaderSpec(
+            name=naming.config_drive_loader(instance.uuid),
+            image=image_ref,
+            volume=volume,
+            path=configdrive.SEED_DIR,
+            labels=naming.config_drive_labels(instance.uuid, self._host),
+        )
+        # Leftovers of an interrupted build of this instance.
+        self._engine.remove_container(loader.name)
+        self._engine.remove_volume(volume)
+        try:
+            self._engine.create_volume(volume, loader.labels)
+            self._engine.create_container(loader)
+            self._engine.put_archive(loader.name, loader.path, seed)
+        except exception.EngineError as e:
+            self._engine.remove_container(loader.name)
+            self._engine.remove_volume(volume)
+            raise _build_abort(
+                instance,
+                _("the config drive was not written to %s: %%s") % configdrive.SEED_DIR,
+                e,
+            ) from e
+        self._engine.remove_container(loader.name)
+
     def _create_container(self, instance: Any, spec: spec_mod.ContainerSpec) -> None:
         try:
             self._engine.create_container(spec)
@@ -211,9 +266,13 @@ class Containers:
             # means the name was taken meanwhile: no fault of the image.
             if self._name_taken(spec.name):
                 raise
-            raise _build_abort(
-                instance, _("the container was not created: %s"), e
-            ) from e
+            what = _("the container was not created: %s")
+            if spec.config_drive_volume:
+                what = _(
+                    "the container, with its config drive at %(drive)s, was not "
+                    "created: %%s"
+                ) % {"drive": configdrive.SEED_DIR}
+            raise _build_abort(instance, what, e) from e
 
     def _copy_in(self, instance: Any, name: str, archive: bytes) -> None:
         try:
@@ -235,8 +294,11 @@ class Containers:
         instance: Any,
         image_ref: str,
         image_meta: Any,
-        nameservers: tuple[str, ...] = (),
+        config_drive: bool = False,
     ) -> spec_mod.ContainerSpec:
+        """The instance's container, in its network sandbox (which has the
+        hostname and the subnets' DNS servers), with a volume for its config
+        drive if it has one."""
         opts = self._options.spec
         flavor = instance.flavor
         extra_specs = flavor.extra_specs or {}
@@ -282,7 +344,11 @@ class Containers:
             log_max_size=opts.log_max_size,
             log_max_files=opts.log_max_files,
             log_driver=opts.log_driver,
-            nameservers=nameservers,
+            sandbox=naming.sandbox_name(instance.uuid),
+            config_drive_volume=(
+                naming.config_drive_volume(instance.uuid) if config_drive else None
+            ),
+            config_drive_path=configdrive.SEED_DIR,
             healthcheck=spec_mod.healthcheck_for(
                 image_config.get("Healthcheck"),
                 opts.allow_image_healthcheck,
@@ -361,12 +427,6 @@ class Containers:
         self._engine.stop(name, timeout=timeout)
 
     @_changes_state
-    def reboot(self, instance: Any, hard: bool) -> None:
-        """Soft: SIGTERM, wait ``stop_timeout``, start.  Hard: kill, start."""
-        self.power_off(instance, 0 if hard else self._options.stop_timeout)
-        self.start(instance)
-
-    @_changes_state
     def pause(self, instance: Any) -> None:
         """Freeze the processes; a no-op when already paused."""
         if self.power_state(instance) != power_state.PAUSED:
@@ -380,10 +440,73 @@ class Containers:
 
     @_changes_state
     def destroy(self, instance: Any) -> bool:
-        """Remove the container; False if there was none (not an error)."""
-        return self._engine.remove_container(naming.container_name(instance.uuid))
+        """Remove the container, then its network sandbox and config drive;
+        False if there was no container (not an error)."""
+        removed = self._engine.remove_container(naming.container_name(instance.uuid))
+        self._engine.remove_container(naming.sandbox_name(instance.uuid))
+        # A build killed while it loaded the drive left its loader, which
+        # holds the volume.
+        self._engine.remove_container(naming.config_drive_loader(instance.uuid))
+        self._engine.remove_volume(naming.config_drive_volume(instance.uuid))
+        return removed
+
+    def in_sandbox(self, instance: Any) -> bool:
+        """Whether the container joins a network sandbox; False for one made
+        before sandboxes, with a namespace of its own."""
+        host_config = self.inspect(instance).get("HostConfig") or {}
+        return str(host_config.get("NetworkMode") or "").startswith("container:")
+
+    def exited(
+        self, instance: Any, lines: int = EXIT_REPORT_LINES
+    ) -> tuple[int, str] | None:
+        """The exit status and last ``lines`` of output of a container that
+        is no longer running; None while it runs."""
+        found = self.inspect(instance)["State"]
+        if state.power_state_of(found) == power_state.RUNNING:
+            return None
+        name = naming.container_name(instance.uuid)
+        try:
+            output = b"".join(self._engine.logs(name, tail=lines))
+        except exception.EngineError as e:
+            output = e.format_message().encode()
+        text = output.decode("utf-8", "replace").strip() or _("(no output)")
+        return int(found.get("ExitCode") or 0), text
 
     # -- inventory --------------------------------------------------------
+
+    def set_root_password(self, instance: Any, password: str) -> None:
+        """Set root's password with the image's own ``chpasswd``.
+
+        Raises SetAdminPasswdNotSupported (logged with why) when the image
+        has no ``chpasswd`` or no shell to run it, or the container is not
+        running; InstancePasswordSetFailed with its words when it fails.
+        """
+        if self.power_state(instance) != power_state.RUNNING:
+            LOG.warning("Cannot set the password: the container is not running",
+                        instance=instance)  # fmt: skip
+            raise nova_exception.SetAdminPasswdNotSupported()
+        name = naming.container_name(instance.uuid)
+        # The password goes in the environment of this one exec, never on a
+        # command line that ``ps`` in the container would show.
+        code, output = self._engine.exec_run(
+            name, ["/bin/sh", "-c", SET_PASSWORD_SCRIPT], {PASSWORD_VARIABLE: password}
+        )
+        if code in (126, 127):
+            LOG.warning(
+                "Cannot set the password: the image has no chpasswd (or no "
+                "/bin/sh) to set it with",
+                instance=instance,
+            )
+            raise nova_exception.SetAdminPasswdNotSupported()
+        if code != 0:
+            raise nova_exception.InstancePasswordSetFailed(
+                instance=instance.uuid,
+                reason=output.decode("utf-8", "replace").strip() or f"status {code}",
+            )
+
+    def forget_states(self) -> None:
+        """A container changed outside this driver (an engine event)."""
+        self._state_cache.forget()
 
     def list_labels(self) -> list[dict[str, str]]:
         """Labels of every container of this host, in one engine call."""

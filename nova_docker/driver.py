@@ -34,18 +34,22 @@ from oslo_utils import units
 
 from nova_docker import bounds
 from nova_docker import conf as docker_conf
+from nova_docker import configdrive
 from nova_docker import container
 from nova_docker import diagnostics
+from nova_docker import events
 from nova_docker import exception
 from nova_docker import host
 from nova_docker import migration as migration_mod
 from nova_docker import rootdisk
+from nova_docker import sandbox
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import confinement
 from nova_docker.engine import naming
 from nova_docker.engine import spec as spec_mod
 from nova_docker.image import cache as image_cache
 from nova_docker.image import fetch
+from nova_docker.image import sandbox as sandbox_image
 from nova_docker.image import snapshot
 from nova_docker.network import exception as network_exception
 from nova_docker.network import record as network_record
@@ -80,11 +84,21 @@ class DockerDriver(driver.ComputeDriver):
         self._containers = container.Containers(
             self._engine, CONF.host, container_options(CONF.docker)
         )
+        self._sandboxes = sandbox.Sandboxes(
+            self._engine,
+            CONF.host,
+            sandbox_image.SandboxImage(
+                self._engine,
+                CONF.host,
+                CONF.docker.sandbox_image,
+                CONF.docker.sandbox_busybox,
+            ),
+        )
         self._networks = network_service.InstanceNetworks(
             vifs.VifPlugger(
                 CONF.docker.ovs_datapath_type, ovsdb_config=lambda: CONF.os_vif_ovs
             ),
-            self._containers.netns_target,
+            self._netns_target,
             network_record.PortRecord(CONF.instances_path),
         )
         image_api = glance.API()
@@ -100,17 +114,23 @@ class DockerDriver(driver.ComputeDriver):
         self._moves = migration_mod.Migrations(
             self._engine,
             self._containers,
-            self._networks,
             self._fetcher,
             self._snapshotter,
             image_api,
             CONF.host,
             max_image,
             start_new=self._start_new,
+            power_on=self._power_on,
             release_ports=self._unplug_best_effort,
+            config_drive=lambda instance, network_info: self._config_drive(
+                instance, [], network_info, None
+            ),
         )
         self._root_disks = rootdisk.RootDisks(
             self._engine, self._containers, CONF.host, root_disk_options(CONF.docker)
+        )
+        self._events = events.EngineEvents(
+            self._engine, CONF.host, self._engine_event, self._emit_current_states
         )
 
     # -- host -------------------------------------------------------------
@@ -130,12 +150,29 @@ class DockerDriver(driver.ComputeDriver):
             url,
         )
         self._log_confinement()
+        self._sandboxes.prepare()
         facts = self._facts()
         self._share_host(facts, self._inventory(facts, self._get_allocation_ratios({})))
         self._root_disks.start()
+        if CONF.docker.lifecycle_events:
+            self._events.start()
 
     def cleanup_host(self, host: str) -> None:
+        self._events.stop()
         self._root_disks.stop()
+
+    def _engine_event(self, event: Any) -> None:
+        """A container of this host changed on the engine: Nova hears it at
+        once, and no cached state older than the change answers for it."""
+        self._containers.forget_states()
+        self.emit_event(event)
+
+    def _emit_current_states(self) -> None:
+        """After the event stream was cut: every instance's state now, so
+        that nothing that happened meanwhile stays unseen."""
+        listing = self._engine.list_containers(naming.host_selector(CONF.host))
+        for event in events.current_state_events(listing, CONF.host):
+            self._engine_event(event)
 
     def _log_confinement(self) -> None:
         """Say which confinement instances really get on this host: it
@@ -250,13 +287,18 @@ class DockerDriver(driver.ComputeDriver):
         power_on: bool = True,
         accel_info: Any = None,
     ) -> None:
+        self._containers.refuse_unfit_flavor(instance)
         image_ref = self._fetcher.ensure(context, image_meta, instance)
         try:
+            drive = self._config_drive(
+                instance, injected_files, network_info, admin_password
+            )
             self._create(
-                context, instance, image_ref, image_meta, injected_files, network_info
+                context, instance, image_ref, image_meta, injected_files, drive
             )
             if power_on:
                 self._start_new(instance, network_info)
+                self._inject_password(instance, admin_password)
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._teardown(instance, network_info)
@@ -273,14 +315,13 @@ class DockerDriver(driver.ComputeDriver):
         image_ref: str,
         image_meta: Any,
         injected_files: Any,
-        network_info: Any,
+        drive: bytes | None,
     ) -> None:
         """Create the container; if its cached image vanished since it was
         ensured (an operator's ``docker image prune``), load it once more."""
-        nameservers = network_service.nameservers(network_info)
         try:
             self._containers.create(
-                instance, image_ref, image_meta, injected_files, nameservers
+                instance, image_ref, image_meta, injected_files, drive
             )
         except exception.ImageNotCached:
             LOG.warning(
@@ -291,19 +332,79 @@ class DockerDriver(driver.ComputeDriver):
             )
             image_ref = self._fetcher.ensure(context, image_meta, instance)
             self._containers.create(
-                instance, image_ref, image_meta, injected_files, nameservers
+                instance, image_ref, image_meta, injected_files, drive
             )
 
+    def _inject_password(self, instance: Any, password: str | None) -> None:
+        """With ``[docker] inject_password``, the boot's admin password
+        becomes root's; an image that cannot take it still boots (Nova
+        makes a password for every boot), and the log says why."""
+        if not (password and CONF.docker.inject_password):
+            return
+        try:
+            self._containers.set_root_password(instance, password)
+        except (
+            nova_exception.SetAdminPasswdNotSupported,
+            nova_exception.InstancePasswordSetFailed,
+        ) as e:
+            LOG.warning(
+                "The admin password was not set: %s",
+                e.format_message(),
+                instance=instance,
+            )
+
+    def _config_drive(
+        self,
+        instance: Any,
+        injected_files: Any,
+        network_info: Any,
+        admin_password: str | None,
+    ) -> bytes | None:
+        """The config drive's files, when Nova asks for a drive; None when
+        it does not."""
+        if not configdrive.required(instance):
+            return None
+        LOG.info(
+            "Writing a config drive at %s", configdrive.SEED_DIR, instance=instance
+        )
+        return configdrive.seed_archive(
+            instance, injected_files, network_info, admin_password
+        )
+
     def _start_new(self, instance: Any, network_info: Any) -> None:
-        """Start a new container and plug its ports, waiting for Neutron."""
+        """Start a container just made here: its sandbox and ports first,
+        waiting for Neutron; a container that fails to start, or exits at
+        once, fails the build with its own words."""
+        self._bring_up(instance, network_info, self._start_container, fresh=True)
+
+    def _power_on(self, instance: Any, network_info: Any) -> None:
+        """Start (or thaw) an instance's container, its sandbox and ports
+        first; one from before sandboxes starts, then gets its ports."""
+        if not self._containers.in_sandbox(instance):
+            self._containers.power_on(instance)
+            self._networks.plug(instance, network_info)
+            return
+        self._bring_up(instance, network_info, self._containers.power_on)
+
+    def _bring_up(
+        self, instance: Any, network_info: Any, start: Any, fresh: bool = False
+    ) -> None:
+        """The sandbox runs with every port plugged (for a ``fresh``
+        container, one just made that never ran, Neutron has said so), and
+        only then ``start`` runs the instance's first instruction."""
         timeout = CONF.vif_plugging_timeout
-        events = network_service.plug_events(network_info) if timeout else []
+        # Only a new container waits for Neutron, as libvirt's spawn does: a
+        # restart's ports were bound already, and at nova-compute's start
+        # (resume after a host boot) no event could arrive before init_host
+        # ends, since the service hears events only after it.
+        wait = fresh and timeout
+        events = network_service.plug_events(network_info) if wait else []
+        renewed = False
         try:
             with self.virtapi.wait_for_instance_event(
                 instance, events, timeout=timeout, error_callback=_neutron_failed
             ):
-                self._start_container(instance)
-                self._networks.plug(instance, network_info)
+                renewed = self._sandbox_up(instance, network_info)
         except nova_exception.InstanceEventTimeout:
             if CONF.vif_plugging_is_fatal:
                 raise nova_exception.VirtualInterfaceCreateException() from None
@@ -312,6 +413,38 @@ class DockerDriver(driver.ComputeDriver):
                 "since vif_plugging_is_fatal is false",
                 instance=instance,
             )
+        if renewed and not fresh:
+            # A container still running is in the namespace that went with
+            # the old sandbox: it starts again in the new one.
+            self._containers.power_off(instance, 0)
+        start(instance)
+
+    def _sandbox_up(self, instance: Any, network_info: Any) -> bool:
+        """Run the sandbox, plugging the ports when its namespace is new;
+        True if it is."""
+        nameservers = network_service.nameservers(network_info)
+        try:
+            renewed = self._sandboxes.ensure_running(instance, nameservers)
+        except exception.SandboxUnavailable as e:
+            # This host's problem: another host may boot it.
+            raise nova_exception.RescheduledException(
+                instance_uuid=instance.uuid, reason=e.format_message()
+            ) from e
+        if renewed:
+            self._networks.plug(instance, network_info)
+        return renewed
+
+    def _netns_target(self, instance: Any) -> tuple[str, int] | None:
+        """The namespace to plug an instance's ports into: its sandbox's; a
+        container from before sandboxes (or one whose sandbox was removed
+        behind Nova's back) has its own."""
+        if not self.instance_exists(instance):
+            # Removed outside Nova: no server to plug for, and its leftover
+            # sandbox goes when Nova destroys it.
+            return None
+        return self._sandboxes.target(instance) or self._containers.netns_target(
+            instance
+        )
 
     def _start_container(self, instance: Any) -> None:
         try:
@@ -323,6 +456,28 @@ class DockerDriver(driver.ComputeDriver):
                 instance_uuid=instance.uuid,
                 reason=_("the container did not start: %s") % e.format_message(),
             ) from e
+        exited = self._containers.exited(instance)
+        if exited is None:
+            return
+        code, output = exited
+        if code != 0:
+            # As a VM that crashes while it boots, but said at once: the
+            # image's command is at fault, and the build must not look fine.
+            raise nova_exception.BuildAbortException(
+                instance_uuid=instance.uuid,
+                reason=_(
+                    "the container exited at once with status %(code)d; its "
+                    "last output: %(output)s"
+                )
+                % {"code": code, "output": output},
+            )
+        # Status 0 is a command that finished, as a VM that powers itself
+        # off: the server is built, and shut down.
+        LOG.info(
+            "The container's command finished at once (status 0); the server "
+            "is shut down",
+            instance=instance,
+        )
 
     def _teardown(self, instance: Any, network_info: Any) -> None:
         """Undo a failed spawn without hiding why it failed."""
@@ -337,6 +492,16 @@ class DockerDriver(driver.ComputeDriver):
         except network_exception.VifPlugError:
             LOG.exception(
                 "Host devices of this instance's ports may be left behind",
+                instance=instance,
+            )
+        # The ports are gone from this host: so is the namespace that held
+        # them, so that the next start here plugs them into a new one.
+        try:
+            self._sandboxes.remove(instance)
+        except exception.EngineError as e:
+            LOG.error(
+                "Could not remove the network sandbox: %s",
+                e.format_message(),
                 instance=instance,
             )
 
@@ -391,7 +556,8 @@ class DockerDriver(driver.ComputeDriver):
     def attach_interface(
         self, context: Any, instance: Any, image_meta: Any, vif: Any
     ) -> None:
-        # A stopped container gets the port with the others when it starts.
+        # Into the sandbox, which runs while the server is stopped too; with
+        # no sandbox running, the port is plugged with the others at start.
         self._networks.attach(instance, vif)
 
     def detach_interface(self, context: Any, instance: Any, vif: Any) -> None:
@@ -408,8 +574,9 @@ class DockerDriver(driver.ComputeDriver):
         accel_info: Any = None,
         share_info: Any = None,
     ) -> None:
-        self._containers.reboot(instance, hard=reboot_type == "HARD")
-        self._networks.plug(instance, network_info)
+        hard = reboot_type == "HARD"
+        self._containers.power_off(instance, 0 if hard else CONF.docker.stop_timeout)
+        self._power_on(instance, network_info)
 
     def power_off(
         self, instance: Any, timeout: int = 0, retry_interval: int = 0
@@ -425,8 +592,10 @@ class DockerDriver(driver.ComputeDriver):
         accel_info: Any = None,
         share_info: Any = None,
     ) -> None:
-        self._containers.power_on(instance)
-        self._networks.plug(instance, network_info)
+        self._power_on(instance, network_info)
+
+    def set_admin_password(self, instance: Any, new_pass: str) -> None:
+        self._containers.set_root_password(instance, new_pass)
 
     def pause(self, instance: Any) -> None:
         self._containers.pause(instance)
@@ -468,17 +637,15 @@ class DockerDriver(driver.ComputeDriver):
                 instance=instance,
             )
             return
-        self._containers.power_on(instance)
-        self._networks.plug(instance, network_info)
+        self._power_on(instance, network_info)
 
     def soft_delete(self, instance: Any) -> None:
         self._containers.power_off(instance, CONF.docker.stop_timeout)
 
     def restore(self, instance: Any) -> None:
-        self._containers.power_on(instance)
         # Nova passes no network_info here; the cache has the ports.
         info_cache = instance.info_cache if "info_cache" in instance else None
-        self._networks.plug(instance, info_cache.network_info if info_cache else [])
+        self._power_on(instance, info_cache.network_info if info_cache else [])
 
     # -- moves between hosts ----------------------------------------------
 

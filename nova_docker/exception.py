@@ -41,6 +41,10 @@ class ContainerNotFound(exception.NotFound):
     msg_fmt = _("No container named %(name)s")
 
 
+class VolumeNotFound(exception.NotFound):
+    msg_fmt = _("No engine volume named %(name)s")
+
+
 class ImageNotCached(exception.NotFound):
     msg_fmt = _("No engine image %(ref)s")
 
@@ -59,3 +63,9 @@ class RootDiskExceeded(exception.NovaException):
         "root disk of %(limit)d bytes (the flavor's root_gb); nova-compute "
         "stopped it"
     )
+
+
+class SandboxUnavailable(exception.NovaException):
+    """No image for network sandboxes: this host cannot boot instances."""
+
+    msg_fmt = _("No network sandbox image on this host: %(reason)s")

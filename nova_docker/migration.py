@@ -62,7 +62,6 @@ from nova_docker.engine import spec as spec_mod
 from nova_docker.image import fetch
 from nova_docker.image import layers
 from nova_docker.image import snapshot
-from nova_docker.network import service as network_service
 
 LOG = logging.getLogger(__name__)
 
@@ -211,33 +210,40 @@ def _words(error: Exception) -> str:
 class Migrations:
     """The move operations of one compute host.
 
-    :param start_new: starts a container that has just been created here and
-        plugs its ports, waiting for Neutron as spawn does.
-    :param release_ports: unplugs every port of an instance leaving this host.
+    :param start_new: starts a container that has just been created here,
+        after its sandbox and ports, waiting for Neutron as spawn does.
+    :param power_on: powers an instance's container on again, after its
+        sandbox and ports.
+    :param release_ports: unplugs every port of an instance leaving this host
+        (and removes its sandbox).
+    :param config_drive: the files of an instance's config drive, made anew
+        where it lands (a commit leaves the drive behind); None for none.
     """
 
     def __init__(
         self,
         engine: engine_client.Engine,
         containers: container.Containers,
-        networks: network_service.InstanceNetworks,
         fetcher: fetch.ImageFetcher,
         snapshotter: snapshot.Snapshotter,
         image_api: Any,
         host: str,
         max_expanded_bytes: int,
         start_new: StartFn,
+        power_on: StartFn,
         release_ports: StartFn,
+        config_drive: Callable[[Any, Any], bytes | None],
     ) -> None:
         self._engine = engine
         self._containers = containers
-        self._networks = networks
         self._fetcher = fetcher
         self._snapshotter = snapshotter
         self._image_api = image_api
         self._host = host
         self._max_expanded_bytes = max_expanded_bytes
         self._start_new = start_new
+        self._power_on = power_on
+        self._config_drive = config_drive
         self._release_ports = release_ports
 
     # -- source: migrate_disk_and_power_off -------------------------------
@@ -282,6 +288,9 @@ class Migrations:
 
     def _check_resize(self, instance: Any, flavor: Any) -> dict[str, int]:
         """Refuse, before anything changes, what the new flavor cannot hold."""
+        problems = spec_mod.flavor_problems(flavor.memory_mb, flavor.extra_specs or {})
+        if problems:
+            raise refusal("; ".join(problems))
         try:
             new_limits = self._limits(flavor)
         except nova_exception.InvalidInput as e:
@@ -348,8 +357,7 @@ class Migrations:
         """Power the server back on as it was; False if that failed too."""
         try:
             if was_running:
-                self._containers.power_on(instance)
-                self._networks.plug(instance, network_info)
+                self._power_on(instance, network_info)
         except Exception:
             LOG.exception(
                 "Could not restart the server after its resize failed",
@@ -415,11 +423,11 @@ class Migrations:
         ref = naming.migration_image_ref(instance.uuid)
         self._engine.tag_image(glance_ref, ref)
         self._engine.remove_image(glance_ref)
+        drive = self._config_drive(instance, network_info)
+        if drive is not None:
+            self._containers.load_config_drive(instance, ref, drive)
         spec = self._containers.spec_for(
-            instance,
-            ref,
-            _boot_image_meta(image_meta, instance),
-            network_service.nameservers(network_info),
+            instance, ref, _boot_image_meta(image_meta, instance), drive is not None
         )
         # Not Containers.create: the filesystem already holds what spawn
         # injected, and the user may have changed it since.
@@ -484,8 +492,7 @@ class Migrations:
                     naming.container_name(instance.uuid), self._limits(instance.flavor)
                 )
             if power_on:
-                self._containers.power_on(instance)
-                self._networks.plug(instance, network_info)
+                self._power_on(instance, network_info)
         finally:
             if not same_host(migration):
                 self.forget_image(

@@ -49,7 +49,9 @@ logdir=/var/log/nova-docker
 mkdir -p "$logdir"
 log "no engine answers; starting dockerd (log: $logdir/dockerd.log)"
 # setsid: the daemon must outlive this script and the make that ran it.
-setsid dockerd >>"$logdir/dockerd.log" 2>&1 < /dev/null &
+# --live-restore, as doc/deployment.md recommends: instances (and their
+# network sandboxes) keep running while dockerd restarts.
+setsid dockerd --live-restore >>"$logdir/dockerd.log" 2>&1 < /dev/null &
 for _ in $(seq 1 60); do
     if docker info >/dev/null 2>&1; then
         log "dockerd is up (pid $(cat /var/run/docker.pid 2>/dev/null || echo '?'))"

@@ -79,12 +79,20 @@ def ensure_running(logfile: Path) -> None:
 
 
 def remove_containers_of(compute_host: str, api_url: str = DEFAULT_URL) -> list[str]:
-    """Force-remove every container of this compute host; return names."""
+    """Force-remove every container of this compute host, its instances'
+    and then their network sandboxes, and their config drives' volumes;
+    return names."""
     removed = []
     with _client(api_url) as client:
-        for found in client.containers(all=True, filters=_host_filter(compute_host)):
-            client.remove_container(found["Id"], force=True, v=True)
-            removed.extend(name.lstrip("/") for name in found["Names"])
+        for selector in (naming.host_selector, naming.sandbox_selector):
+            labels = [f"{k}={v}" for k, v in selector(compute_host).items()]
+            for found in client.containers(all=True, filters={"label": labels}):
+                client.remove_container(found["Id"], force=True, v=True)
+                removed.extend(name.lstrip("/") for name in found["Names"])
+        labels = [f"{k}={v}" for k, v in naming.host_selector(compute_host).items()]
+        for volume in client.volumes(filters={"label": labels}).get("Volumes") or []:
+            client.remove_volume(volume["Name"], force=True)
+            removed.append(volume["Name"])
     return removed
 
 
@@ -148,9 +156,3 @@ def remove_image(ref: str) -> None:
             client.remove_image(ref, force=True)
         except docker.errors.ImageNotFound:
             pass
-
-
-def _host_filter(compute_host: str) -> dict[str, list[str]]:
-    return {
-        "label": [f"{k}={v}" for k, v in naming.host_selector(compute_host).items()]
-    }

@@ -50,7 +50,8 @@ def rootfs_tar(
     applets: tuple[str, ...] = APPLETS,
 ) -> bytes:
     """A tar of ``/bin/busybox``, links for ``applets``, ``/etc``, ``/root``,
-    ``/tmp``, and ``extra_files`` (absolute path -> content).
+    ``/tmp``, and ``extra_files`` (absolute path -> content; executable when
+    it starts with ``#!``).
 
     The one rootfs builder: the launcher's demo, the benchmarks and every
     test suite make their images from it.
@@ -70,6 +71,8 @@ def rootfs_tar(
         for path, content in (extra_files or {}).items():
             info = tarfile.TarInfo(path.lstrip("/"))
             info.size = len(content)
+            # A script is made to be run.
+            info.mode = 0o755 if content.startswith(b"#!") else 0o644
             tar.addfile(info, io.BytesIO(content))
     return buf.getvalue()
 

@@ -123,6 +123,39 @@ may work for minutes on a large image before it answers.  Both limits bound
 a silence, not a transfer that is still moving data.
 """,
     ),
+    cfg.BoolOpt(
+        "lifecycle_events",
+        default=True,
+        help="""
+Follow the engine's container events, so that Nova learns within seconds
+that an instance started, stopped, paused or was unpaused, also when that
+happened outside Nova: its process exited, the kernel's OOM killer ended
+it, or someone ran ``docker stop`` on the host.
+
+nova-compute keeps one event stream open to the engine, of this host's
+instances only, and hands each change to Nova as a lifecycle event, as the
+libvirt driver does; Nova then syncs that instance's power state at once.
+An instance that the kernel killed for exceeding its flavor's memory is
+logged as a warning. When the stream breaks (the engine restarts),
+nova-compute reconnects, waiting from 1 up to 30 seconds between attempts,
+and then reports every instance's current state, so that what changed
+meanwhile is seen too.
+
+Nova's periodic power-state sync stays the backstop either way.
+
+Possible values:
+
+* ``true`` (the default)
+* ``false``: Nova sees changes made outside it only at its periodic sync.
+
+Related options:
+
+* ``[DEFAULT] sync_power_state_interval``: the periodic sync, every 600
+  seconds by default.
+* ``[workarounds] handle_virt_lifecycle_events``: when false, Nova ignores
+  these events.
+""",
+    ),
 ]
 
 instance_opts = [
@@ -209,6 +242,19 @@ Most bytes of container output that ``console log show`` returns: the newest.
         help="""
 Write the SSH public key of the instance's keypair to
 ``/root/.ssh/authorized_keys`` in the container before it starts.
+""",
+    ),
+    cfg.BoolOpt(
+        "inject_password",
+        default=False,
+        help="""
+Set root's password in the container to the admin password of the boot
+(``--admin-pass``, or the one Nova makes), with the image's own
+``chpasswd``. An image without ``chpasswd`` still boots, and nova-compute
+logs that the password was not set. ``openstack server set --password``
+always sets it this way, whatever this option says. The password also goes
+onto the config drive (``admin_pass`` in ``meta_data.json``) when the
+server has one.
 """,
     ),
     cfg.BoolOpt(
@@ -496,9 +542,47 @@ Related options:
     ),
 ]
 
+sandbox_opts = [
+    cfg.StrOpt(
+        "sandbox_image",
+        help="""
+The image of every instance's network sandbox: a small container that holds
+the instance's network namespace, so that its ports are plugged before the
+instance's own process starts and stay plugged across its reboots (as
+Kubernetes' pause image does for a pod).
+
+Unset (the default), the driver builds its own image from
+``sandbox_busybox``, with no registry, and tags it ``nova-sandbox:<digest>``.
+Set, it names an image already in the engine (the driver never pulls); its
+own command must run until stopped, and it must answer SIGTERM. The image is
+pinned by ID at start. With an image of your own, a subnet without DNS
+servers leaves the engine's default ``/etc/resolv.conf`` in the instance.
+
+Related options:
+
+* ``sandbox_busybox``
+""",
+    ),
+    cfg.StrOpt(
+        "sandbox_busybox",
+        default="/bin/busybox",
+        help="""
+A statically linked busybox (Debian's ``busybox-static``) that the driver's
+own sandbox image is built from, when ``sandbox_image`` is unset. It is
+checked at start: nova-compute logs one error line when it is missing or
+not static, and builds then fail with that reason.
+
+Related options:
+
+* ``sandbox_image``
+""",
+    ),
+]
+
 ALL_OPTS = (
     engine_opts
     + instance_opts
+    + sandbox_opts
     + image_opts
     + root_disk_opts
     + network_opts.network_opts

@@ -173,7 +173,10 @@ class Engine:
 
     # -- containers -------------------------------------------------------
 
-    def create_container(self, spec: spec_mod.ContainerSpec) -> str:
+    def create_container(
+        self,
+        spec: spec_mod.ContainerSpec | spec_mod.SandboxSpec | spec_mod.VolumeLoaderSpec,
+    ) -> str:
         # 404 is the image; a name in use is 409.
         missing = exception.ImageNotCached(ref=spec.image)
         with self._call(f"create container {spec.name}", missing):
@@ -252,6 +255,40 @@ class Engine:
             f"copy files into {name}", exception.ContainerNotFound(name=name)
         ):
             self.api.put_archive(name, path, data)
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        with self._call(f"create volume {name}"):
+            self.api.create_volume(name, labels=dict(labels))
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove the volume ``name``; False when there was none."""
+        try:
+            with self._call(
+                f"remove volume {name}", exception.VolumeNotFound(name=name)
+            ):
+                self.api.remove_volume(name, force=True)
+        except exception.VolumeNotFound:
+            return False
+        return True
+
+    def exec_run(
+        self, name: str, argv: list[str], environment: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """Run ``argv`` in the running container ``name``; its exit status
+        and output (126 or 127 when there is no such program to run)."""
+        with self._call(
+            f"run {argv[0]} in {name}", exception.ContainerNotFound(name=name)
+        ):
+            run = self.api.exec_create(
+                name,
+                argv,
+                environment=dict(environment or {}),
+                stdout=True,
+                stderr=True,
+            )
+            output = self.api.exec_start(run["Id"])
+            code = self.api.exec_inspect(run["Id"]).get("ExitCode")
+        return int(code or 0), output
 
     def update_resources(self, name: str, resources: Mapping[str, int]) -> list[str]:
         """Change a container's cgroup limits in place (``docker update``);
@@ -365,6 +402,52 @@ class Engine:
         """Stream ``docker save`` of ``ref``."""
         with self._call(f"save image {ref}", exception.ImageNotCached(ref=ref)):
             yield from self.bulk_api.get_image(ref)
+
+    # -- events -----------------------------------------------------------
+
+    def event_stream(
+        self,
+        filters: Mapping[str, list[str]],
+        since: str | None = None,
+        on_open: Any = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Follow the engine's events that match ``filters`` until the
+        stream ends; from ``since`` (the engine's ``seconds.nanoseconds``)
+        when given, so that events already past are replayed first.
+
+        The stream gets a client of its own, since it holds its connection
+        for as long as it lasts, and no read timeout (the SDK asks for none),
+        since it is silent for as long as nothing happens.  Once the engine
+        has accepted the subscription, ``on_open`` (a callable, if given)
+        receives a function that ends the stream from any thread: the
+        blocking read returns and the iteration ends.
+        """
+        with self._call("follow its events"):
+            api = self._new_client(self.api_version, self.settings.timeout)
+            try:
+                stream = api.events(since=since, filters=dict(filters), decode=True)
+                # The SDK reads the answer's status only at the first event:
+                # a refusal must not look like a subscription.
+                api._raise_for_status(stream._response)
+
+                def close() -> None:
+                    # The engine may end the stream at the same moment,
+                    # leaving the SDK's objects half torn down.
+                    with contextlib.suppress(
+                        OSError, AttributeError, docker.errors.DockerException
+                    ):
+                        stream.close()
+
+                if on_open is not None:
+                    on_open(close)
+                yield from stream
+            except docker.errors.StreamParseError as e:
+                # Cut off in the middle of an event.
+                raise exception.EngineUnavailable(
+                    url=self.settings.url, reason=str(e.msg)
+                ) from e
+            finally:
+                api.close()
 
 
 def _parse_load_message(message: dict[str, Any]) -> list[str]:

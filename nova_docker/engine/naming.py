@@ -21,6 +21,14 @@ UUID_LABEL = f"{LABEL_PREFIX}.instance-uuid"
 NAME_LABEL = f"{LABEL_PREFIX}.instance-name"
 PROJECT_LABEL = f"{LABEL_PREFIX}.project-id"
 HOST_LABEL = f"{LABEL_PREFIX}.host"
+#: On an instance's network sandbox: the instance it holds the namespace
+#: of.  Sandboxes carry none of the instance labels above, so that every
+#: listing of instances (power sync, audits, inventory) leaves them out.
+SANDBOX_OF_LABEL = f"{LABEL_PREFIX}.sandbox-of"
+#: On an instance's network sandbox: the compute host that made it.
+SANDBOX_HOST_LABEL = f"{LABEL_PREFIX}.sandbox-host"
+#: On an instance's config drive volume: the instance it belongs to.
+CONFIG_DRIVE_OF_LABEL = f"{LABEL_PREFIX}.config-drive-of"
 #: On a loaded image: the bytes its layers expand to on the engine's disk,
 #: counted while it streamed in (labels of this namespace in a tenant's
 #: image are removed at load, so this one is always ours).
@@ -46,10 +54,40 @@ MIGRATION_REPOSITORY = "nova-migration"
 #: Repository of the empty image the root-disk probe creates its container
 #: from; removed at once, and swept at the next start if that was cut short.
 ROOT_DISK_PROBE_REPOSITORY = "nova-root-disk-probe"
+#: Repository of the driver's own sandbox image; the tag is a digest of
+#: what it is built from, so a new busybox makes a new image.
+SANDBOX_REPOSITORY = "nova-sandbox"
 
 
 def container_name(instance_uuid: str) -> str:
     return f"nova-{instance_uuid}"
+
+
+def sandbox_name(instance_uuid: str) -> str:
+    """The instance's network sandbox: its container's name, prefixed."""
+    return f"nova-sandbox-{instance_uuid}"
+
+
+def config_drive_volume(instance_uuid: str) -> str:
+    """The named volume that holds the instance's config drive."""
+    return f"nova-config-drive-{instance_uuid}"
+
+
+def config_drive_loader(instance_uuid: str) -> str:
+    """The never-started container the drive is copied in through."""
+    return f"nova-config-drive-loader-{instance_uuid}"
+
+
+def config_drive_labels(instance_uuid: str, host: str) -> dict[str, str]:
+    return {CONFIG_DRIVE_OF_LABEL: instance_uuid, HOST_LABEL: host}
+
+
+def sandbox_labels(instance_uuid: str, host: str) -> dict[str, str]:
+    return {SANDBOX_OF_LABEL: instance_uuid, SANDBOX_HOST_LABEL: host}
+
+
+def sandbox_image_ref(digest: str) -> str:
+    return f"{SANDBOX_REPOSITORY}:{digest}"
 
 
 def glance_image_ref(image_id: str) -> str:
@@ -78,6 +116,11 @@ def container_labels(
 def host_selector(host: str) -> dict[str, str]:
     """Labels that select every container this compute host owns."""
     return {HOST_LABEL: host}
+
+
+def sandbox_selector(host: str) -> dict[str, str]:
+    """Labels that select every network sandbox this compute host made."""
+    return {SANDBOX_HOST_LABEL: host}
 
 
 def root_disk_labels(root_disk_bytes: int) -> dict[str, str]:

@@ -29,6 +29,8 @@ from typing import Any
 from nova import exception as nova_exception
 from nova.i18n import _
 
+from nova_docker import bounds
+
 CPU_PERIOD_US = 100_000
 CPU_SHARES_PER_VCPU = 1024
 HOSTNAME_MAX = 63
@@ -37,6 +39,18 @@ NO_NEW_PRIVILEGES = "no-new-privileges:true"
 PRIVILEGED_EXTRA_SPEC = "docker:privileged"
 PIDS_LIMIT_EXTRA_SPEC = "docker:pids_limit"
 NOFILE_LIMIT_EXTRA_SPEC = "docker:nofile_limit"
+#: The driver's own extra spec namespace: a key in it that the driver does
+#: not know is a typo, refused rather than ignored.  Other namespaces are
+#: other drivers' (a mixed cloud shares flavors) and stay ignored.
+EXTRA_SPEC_NAMESPACE = "docker:"
+KNOWN_EXTRA_SPECS = (
+    PRIVILEGED_EXTRA_SPEC,
+    PIDS_LIMIT_EXTRA_SPEC,
+    NOFILE_LIMIT_EXTRA_SPEC,
+)
+#: The smallest memory limit the engine accepts (its own check, "Minimum
+#: memory limit allowed is 6MB").
+ENGINE_MIN_MEMORY_MB = 6
 #: Log drivers the engine can read back for the console log.
 LOG_DRIVERS = ("local", "json-file")
 # Docker turns IPv6 off in containers without an engine network; Neutron
@@ -100,12 +114,22 @@ class ContainerSpec:
     #: engine's own.
     nofile: int = 0
     log_driver: str = "local"
+    #: The network sandbox whose namespace, hostname and resolver the
+    #: container joins; None for a container with a namespace of its own
+    #: (instances made before sandboxes, and the root-disk probe).
+    sandbox: str | None = None
+    #: The named volume holding the config drive, mounted read-only at
+    #: ``config_drive_path`` (left out of every commit); None for no drive.
+    config_drive_volume: str | None = None
+    config_drive_path: str = ""
 
     def create_kwargs(self) -> dict[str, Any]:
         return {
             "image": self.image,
             "name": self.name,
-            "hostname": self.hostname,
+            # In a sandbox the hostname is the sandbox's (the engine
+            # refuses one here).
+            "hostname": None if self.sandbox else self.hostname,
             "labels": dict(self.labels),
             "command": list(self.command) if self.command is not None else None,
             "environment": dict(self.environment),
@@ -127,10 +151,7 @@ class ContainerSpec:
             "cap_drop": list(self.cap_drop) or None,
             # Neutron ports are plugged into the namespace by the driver; the
             # engine's own bridge networking is never used.
-            "network_mode": "none",
-            "sysctls": dict(IPV6_SYSCTLS),
-            # The subnets' DNS servers; the engine writes /etc/resolv.conf.
-            "dns": list(self.nameservers) or None,
+            **network_kwargs(self.sandbox, self.nameservers),
             # Nova owns the power state: the engine must not restart anything.
             "restart_policy": {"Name": "no"},
             "ulimits": (
@@ -141,12 +162,107 @@ class ContainerSpec:
             "log_config": log_config(
                 self.log_driver, self.log_max_size, self.log_max_files
             ),
+            # Read-only even to the container's root: nothing it writes can
+            # land outside its writable layer, where the disk limits are.
+            "binds": (
+                [f"{self.config_drive_volume}:{self.config_drive_path}:ro"]
+                if self.config_drive_volume
+                else None
+            ),
             # Only where the engine can enforce it: elsewhere it refuses
             # the create.
             "storage_opt": (
                 {"size": f"{self.root_disk_gb}G"} if self.root_disk_gb > 0 else None
             ),
         }
+
+
+def network_kwargs(sandbox: str | None, nameservers: tuple[str, ...]) -> dict[str, Any]:
+    """The namespace settings: the sandbox's (which has them all), or a
+    namespace of the container's own with the subnets' DNS servers."""
+    if sandbox:
+        return {"network_mode": f"container:{sandbox}"}
+    return {
+        "network_mode": "none",
+        "sysctls": dict(IPV6_SYSCTLS),
+        # The subnets' DNS servers; the engine writes /etc/resolv.conf.
+        "dns": list(nameservers) or None,
+    }
+
+
+#: A sandbox holds a namespace with one idle shell: a few MiB and tasks at
+#: most, which no tenant's flavor is charged for.
+SANDBOX_MEMORY_BYTES = 16 * 1024 * 1024
+SANDBOX_PIDS = bounds.SANDBOX_TASKS
+#: A sandbox writes nothing worth keeping; its log is its own small file.
+SANDBOX_LOG = ("local", "1m", 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxSpec:
+    """An instance's network sandbox: it owns the namespace the ports are
+    plugged into, the hostname and ``/etc/resolv.conf``; the instance's
+    container joins it."""
+
+    name: str
+    #: Pinned by image ID.
+    image: str
+    hostname: str
+    labels: Mapping[str, str]
+    #: None runs the image's own command (an operator's sandbox image).
+    command: tuple[str, ...] | None
+    nameservers: tuple[str, ...] = ()
+
+    def create_kwargs(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "name": self.name,
+            "hostname": self.hostname,
+            "labels": dict(self.labels),
+            "command": list(self.command) if self.command is not None else None,
+            "healthcheck": {"test": [HEALTHCHECK_OFF]},
+            "detach": True,
+        }
+
+    def host_config_kwargs(self) -> dict[str, Any]:
+        driver, max_size, max_files = SANDBOX_LOG
+        return {
+            "mem_limit": SANDBOX_MEMORY_BYTES,
+            "memswap_limit": SANDBOX_MEMORY_BYTES,
+            "pids_limit": SANDBOX_PIDS,
+            "cap_drop": ["ALL"],
+            "security_opt": [NO_NEW_PRIVILEGES],
+            **network_kwargs(None, self.nameservers),
+            # Nova owns the power state: the engine must not restart anything.
+            "restart_policy": {"Name": "no"},
+            "log_config": log_config(driver, max_size, max_files),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeLoaderSpec:
+    """A container that is never started, made only to copy files onto a
+    volume through the engine (the engine copies into containers, not into
+    volumes)."""
+
+    name: str
+    image: str
+    volume: str
+    path: str
+    labels: Mapping[str, str]
+
+    def create_kwargs(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "name": self.name,
+            "labels": dict(self.labels),
+            # Never run; an image without CMD must still make a container.
+            "command": ["/nonexistent"],
+            "detach": True,
+        }
+
+    def host_config_kwargs(self) -> dict[str, Any]:
+        return {"binds": [f"{self.volume}:{self.path}:rw"], "network_mode": "none"}
 
 
 def log_config(driver: str, max_size: str, max_files: int) -> dict[str, Any]:
@@ -239,6 +355,32 @@ def environment_from_metadata(
         else:
             skipped.append(key)
     return env, skipped
+
+
+def flavor_problems(memory_mb: int, extra_specs: Mapping[str, str]) -> list[str]:
+    """Why no container of this flavor can run on any host (pure): a memory
+    below the engine's minimum, or ``docker:`` extra specs the driver does
+    not know."""
+    problems = []
+    if memory_mb < ENGINE_MIN_MEMORY_MB:
+        problems.append(
+            _(
+                "its memory of %(mb)d MB is below the Docker Engine's minimum "
+                "of %(min)d MB"
+            )
+            % {"mb": memory_mb, "min": ENGINE_MIN_MEMORY_MB}
+        )
+    unknown = sorted(
+        key
+        for key in extra_specs
+        if key.startswith(EXTRA_SPEC_NAMESPACE) and key not in KNOWN_EXTRA_SPECS
+    )
+    if unknown:
+        problems.append(
+            _("extra specs %(unknown)s are not nova-docker's (it knows %(known)s)")
+            % {"unknown": ", ".join(unknown), "known": ", ".join(KNOWN_EXTRA_SPECS)}
+        )
+    return problems
 
 
 def privileged_requested(extra_specs: Mapping[str, str], allowed: bool) -> bool:

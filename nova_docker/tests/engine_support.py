@@ -30,6 +30,7 @@ import uuid
 
 import docker
 
+from nova_docker.engine import naming
 from nova_docker_aio import images
 
 APPLETS = ("sh", "echo", "sleep", "cat", "ls", "touch", "date", "true", "env", "id")
@@ -143,6 +144,30 @@ def busybox_tarball() -> bytes:
         client.remove_image(ref)
 
 
+def containers_of_host(client: docker.APIClient, host: str) -> list[dict]:
+    """Every container a compute host made: its instances' and their
+    network sandboxes, stopped ones too."""
+    return [
+        found
+        for selector in (naming.host_selector, naming.sandbox_selector)
+        for found in client.containers(
+            all=True,
+            filters={"label": [f"{k}={v}" for k, v in selector(host).items()]},
+        )
+    ]
+
+
+def containers_of_instance(client: docker.APIClient, instance_uuid: str) -> list[dict]:
+    """An instance's container and its network sandbox, stopped ones too."""
+    return [
+        found
+        for label in (naming.UUID_LABEL, naming.SANDBOX_OF_LABEL)
+        for found in client.containers(
+            all=True, filters={"label": f"{label}={instance_uuid}"}
+        )
+    ]
+
+
 class Tracker:
     """Remembers what a test made on the engine and removes exactly that."""
 
@@ -153,10 +178,13 @@ class Tracker:
 
     def cleanup(self) -> None:
         for host in self.host_labels:
-            for c in self.client.containers(
-                all=True, filters={"label": f"org.openstack.nova.host={host}"}
-            ):
+            for c in containers_of_host(self.client, host):
                 self.client.remove_container(c["Id"], force=True, v=True)
+            # Config drives' volumes outlive a container that was not
+            # destroyed through the driver.
+            selector = {"label": f"{naming.HOST_LABEL}={host}"}
+            for volume in self.client.volumes(filters=selector).get("Volumes") or []:
+                self.client.remove_volume(volume["Name"], force=True)
         for ref in self.images:
             try:
                 self.client.remove_image(ref, force=True)

@@ -13,6 +13,7 @@ it over HTTP only, as a user.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterator
@@ -119,9 +120,24 @@ class Cloud(PrivateCloud):
         self.glance_ids.append(created.id)
         return conn.image.wait_for_status(created, "active", wait=wait)
 
+    @contextlib.contextmanager
+    def script_image(self, conn, prefix: str, script: str) -> Iterator:
+        """A Glance image whose command is the shell ``script``, built here
+        and uploaded; deleted on exit."""
+        ref = images.build(f"nova-docker-{prefix}", ["/bin/sh", "-c", script])
+        created = self.upload(conn, ref, f"{prefix}-image", move=True)
+        try:
+            yield created
+        finally:
+            conn.image.delete_image(created, ignore_missing=True)
+
     def containers_of(self, server_id: str) -> list[dict]:
-        label = f"{naming.UUID_LABEL}={server_id}"
-        return self.engine.containers(all=True, filters={"label": label})
+        """The server's container and network sandbox, stopped ones too."""
+        return engine_support.containers_of_instance(self.engine, server_id)
+
+    def container_of(self, server_id: str) -> dict:
+        """The engine's view of the server's own container (not its sandbox)."""
+        return self.engine.inspect_container(naming.container_name(server_id))
 
 
 @pytest.fixture(scope="session")

@@ -98,8 +98,7 @@ def _console(conn, server, needle: str, timeout: float = 30) -> str:
 
 
 def _state(cloud: Cloud, server_id: str) -> dict:
-    (container,) = cloud.containers_of(server_id)
-    return cloud.engine.inspect_container(container["Id"])["State"]
+    return cloud.container_of(server_id)["State"]
 
 
 @pytest.fixture(scope="module")

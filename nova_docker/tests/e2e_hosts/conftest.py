@@ -29,7 +29,6 @@ import docker
 import openstack
 import pytest
 
-from nova_docker.engine import naming
 from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 from nova_docker_aio import engine
@@ -92,9 +91,8 @@ class HostsCloud(PrivateCloud):
         }
 
     def containers_of(self, host: str, server_id: str) -> list[dict]:
-        """The server's containers on ``host``'s engine, stopped ones too."""
-        label = f"{naming.UUID_LABEL}={server_id}"
-        return self.engines[host].containers(all=True, filters={"label": label})
+        """The server's container and sandbox on ``host``'s engine."""
+        return engine_support.containers_of_instance(self.engines[host], server_id)
 
     def compute(self, host: str) -> str:
         """The launcher's name of ``host``'s nova-compute process."""

@@ -29,6 +29,7 @@ import openstack
 import pytest
 
 from nova_docker import migration
+from nova_docker.engine import naming
 from nova_docker.tests.e2e import support
 from nova_docker.tests.e2e_hosts.conftest import HostsCloud
 from nova_docker_aio import poll
@@ -115,11 +116,20 @@ class Moves:
 
     def exec(self, server, host: str, command: str) -> str:
         engine = self.cloud.engines[host]
-        (found,) = self.cloud.containers_of(host, server.id)
-        run = engine.exec_create(found["Id"], ["/bin/sh", "-c", command])
+        name = naming.container_name(server.id)
+        run = engine.exec_create(name, ["/bin/sh", "-c", command])
         return engine.exec_start(run["Id"]).decode(errors="replace")
 
     def container_ids(self, server, host: str) -> list[str]:
+        """The server's own container on ``host`` (not its sandbox)."""
+        return [
+            c["Id"]
+            for c in self.cloud.containers_of(host, server.id)
+            if naming.UUID_LABEL in (c.get("Labels") or {})
+        ]
+
+    def anything_of(self, server, host: str) -> list[str]:
+        """Whatever the server has on ``host``: its container, its sandbox."""
         return [c["Id"] for c in self.cloud.containers_of(host, server.id)]
 
     def transient_images(self, server) -> list[str]:
@@ -181,7 +191,7 @@ def test_cold_migration_keeps_the_filesystem_and_confirm_removes_the_source(
 
     hosts_admin.compute.confirm_server_resize(server)
     moves.wait(server, "ACTIVE")
-    assert moves.container_ids(server, source) == []
+    assert moves.anything_of(server, source) == []
     assert len(moves.container_ids(server, destination)) == 1
 
 
@@ -207,7 +217,7 @@ def test_resize_to_the_other_host_then_revert_gives_back_the_same_container(
     assert moves.host_of(server) == source
     assert moves.container_ids(server, source) == [original]
     assert moves.read_mark(server, source) == token
-    assert moves.container_ids(server, destination) == []
+    assert moves.anything_of(server, destination) == []
     assert moves.transient_images(server) == []
 
 
@@ -221,7 +231,7 @@ def test_shelve_offload_then_unshelve_on_the_other_host_keeps_the_filesystem(
 
     admin.compute.shelve_server(server)
     moves.wait(server, "SHELVED_OFFLOADED")
-    assert moves.container_ids(server, source) == []
+    assert moves.anything_of(server, source) == []
 
     destination = moves.other(source)
     admin.compute.unshelve_server(server, host=destination)

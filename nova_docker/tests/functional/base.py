@@ -82,7 +82,9 @@ class DockerHostMixin:
         self.addCleanup(self.tracker.cleanup)
 
 
-class DriverTestCase(DockerHostMixin, test.NoDBTestCase):
+class DriverMixin:
+    """A DockerDriver on the real engine, Glance recorded, and helpers."""
+
     def setUp(self):
         super().setUp()
         self.glance = self.useFixture(RecordingGlance(self))
@@ -122,9 +124,15 @@ class DriverTestCase(DockerHostMixin, test.NoDBTestCase):
     def make_instance(self, **updates) -> objects.Instance:
         updates.setdefault("uuid", str(uuid.uuid4()))
         updates.setdefault("hostname", "test-server")
+        # What nova-compute has loaded when it builds (the config drive's
+        # check reads them): no drive unless a test asks.
+        updates.setdefault("config_drive", "")
+        updates.setdefault("launched_at", None)
+        updates.setdefault("system_metadata", {})
         updates.setdefault("host", self.host)
-        if "metadata" in updates:
-            updates["expected_attrs"] = ["metadata"]
+        updates["expected_attrs"] = ["system_metadata"] + (
+            ["metadata"] if "metadata" in updates else []
+        )
         return fake_instance.fake_instance_obj(self.ctxt, **updates)
 
     def spawn(self, image_meta, instance=None, injected_files=(), **kw):
@@ -138,9 +146,7 @@ class DriverTestCase(DockerHostMixin, test.NoDBTestCase):
         return self.client.inspect_container(naming.container_name(instance.uuid))
 
     def our_containers(self) -> list[dict]:
-        return self.client.containers(
-            all=True, filters={"label": f"{naming.HOST_LABEL}={self.host}"}
-        )
+        return engine_support.containers_of_host(self.client, self.host)
 
     def read_file(self, instance, path: str) -> bytes:
         stream, _ = self.client.get_archive(naming.container_name(instance.uuid), path)
@@ -151,3 +157,12 @@ class DriverTestCase(DockerHostMixin, test.NoDBTestCase):
     def assert_image_gone(self, image_meta) -> None:
         ref = naming.glance_image_ref(image_meta.id)
         self.assertEqual([], self.client.images(name=ref))
+
+
+class DriverTestCase(DriverMixin, DockerHostMixin, test.NoDBTestCase):
+    pass
+
+
+class DriverWithDatabaseTestCase(DriverMixin, DockerHostMixin, test.TestCase):
+    """For what nova-compute reads from Nova's database as it builds (the
+    config drive's block device mappings): Nova's own test database."""

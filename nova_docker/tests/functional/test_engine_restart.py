@@ -19,8 +19,11 @@ instance once, and carry out what Nova's power-state sync then asks of it.
 
 from __future__ import annotations
 
+import os
+
 from nova.compute import power_state
 
+from nova_docker.engine import naming
 from nova_docker.tests.functional import private_engine
 
 RUNNING = power_state.RUNNING
@@ -47,6 +50,25 @@ class _RestartTestCase(private_engine.PrivateEngineTestCase):
             name: self.container(instance)["State"]["Pid"]
             for name, instance in self.instances.items()
         }
+
+    def sandbox_pids(self) -> dict[str, int]:
+        """Every instance's sandbox, stopped servers' too, and its PID."""
+        return {
+            name: self.client.inspect_container(naming.sandbox_name(i.uuid))["State"][
+                "Pid"
+            ]
+            for name, i in self.instances.items()
+        }
+
+    def assert_joined(self, name: str) -> None:
+        """The instance runs in the namespace of its running sandbox."""
+        instance = self.instances[name]
+        sandbox = self.client.inspect_container(naming.sandbox_name(instance.uuid))
+        self.assertTrue(sandbox["State"]["Running"])
+        self.assertEqual(
+            os.stat(f"/proc/{sandbox['State']['Pid']}/ns/net").st_ino,
+            os.stat(f"/proc/{self.container(instance)['State']['Pid']}/ns/net").st_ino,
+        )
 
     def assert_listed_once(self) -> None:
         listed = self.driver.list_instance_uuids()
@@ -100,6 +122,10 @@ class RestartWithoutLiveRestoreTestCase(_RestartTestCase):
         self.assertEqual(
             {"run": RUNNING, "pause": RUNNING, "stop": SHUTDOWN}, self.states()
         )
+        # The engine stopped the sandboxes too: each started again, its
+        # ports plugged, before its instance.
+        self.assert_joined("run")
+        self.assert_joined("pause")
         self.assert_listed_once()
 
 
@@ -107,12 +133,15 @@ class RestartWithLiveRestoreTestCase(_RestartTestCase):
     live_restore = True
 
     def test_clean_restart_keeps_the_same_processes_running_and_paused(self):
-        before = self.pids()
+        before, sandboxes = self.pids(), self.sandbox_pids()
         self.restart()
         self.assertEqual(
             {"run": RUNNING, "pause": PAUSED, "stop": SHUTDOWN}, self.states()
         )
         self.assertEqual(before, self.pids())
+        # Every sandbox, a stopped server's too, keeps its namespace.
+        self.assertEqual(sandboxes, self.sandbox_pids())
+        self.assertNotIn(0, sandboxes.values())
         self.assert_listed_once()
 
     def test_crash_and_restart_keeps_the_same_processes_running_and_paused(self):
@@ -135,3 +164,4 @@ class RestartWithLiveRestoreTestCase(_RestartTestCase):
         self.assertEqual(
             {"run": PAUSED, "pause": SHUTDOWN, "stop": RUNNING}, self.states()
         )
+        self.assert_joined("stop")

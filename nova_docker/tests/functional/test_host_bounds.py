@@ -86,7 +86,7 @@ class HostBoundsTestCase(base.DriverTestCase):
         and the host can still fork."""
         budget = self.instances * 10 + 160
         kernel = host.read_kernel_limits()
-        reserve = kernel.tasks - self.instances * bounds.SHIM_TASKS - budget
+        reserve = kernel.tasks - self.instances * bounds.INSTANCE_TASKS - budget
         self.flags(reserved_host_pids=reserve, pids_limit_min=10, group="docker")
         self.driver = self.make_driver()
         image = self.image_running(BOMB)

@@ -38,6 +38,7 @@ from nova.compute import task_states
 from nova_docker import exception
 from nova_docker import migration as migration_mod
 from nova_docker.engine import naming
+from nova_docker.tests import engine_support
 from nova_docker.tests.functional import base
 from nova_docker.tests.functional import private_engine
 
@@ -191,9 +192,7 @@ class MoveTestCase(base.DriverTestCase):
         return client.inspect_container(naming.container_name(instance.uuid))
 
     def containers_of(self, client, host: str) -> list[dict]:
-        return client.containers(
-            all=True, filters={"label": f"{naming.HOST_LABEL}={host}"}
-        )
+        return engine_support.containers_of_host(client, host)
 
     def our_tags(self, client) -> list[str]:
         return [
@@ -409,7 +408,10 @@ class SameHostResizeTestCase(MoveTestCase):
         )
 
         self.assertIsInstance(error.inner_exception, nova_exception.ResizeError)
-        self.assertIn("Minimum memory limit", error.inner_exception.format_message())
+        self.assertIn(
+            "below the Docker Engine's minimum of 6 MB",
+            error.inner_exception.format_message(),
+        )
         server = self.inspect(self.client, self.instance)
         self.assertEqual(self.original_id, server["Id"])
         self.assertTrue(server["State"]["Running"])
@@ -480,8 +482,11 @@ class RefusedMoveTestCase(MoveTestCase):
 
     def test_a_destination_engine_that_refuses_keeps_nothing_there(self):
         migration, disk_info = self.migrate_away(
-            self.instance, self.new_flavor(memory_mb=4), self.dest_host
+            self.instance, self.new_flavor(), self.dest_host
         )
+        # A limit the source passes and the destination's engine refuses
+        # (the source refuses this one itself, before anything moves).
+        self.instance.new_flavor.memory_mb = 4
 
         error = self.assertRaises(
             exception.EngineError,
@@ -568,7 +573,10 @@ class ServerElsewhereTestCase(MoveTestCase):
         self.assertFalse(shared)
         ours = self.containers_of(self.client, self.host)
         self.assertEqual(
-            [naming.container_name(bystander.uuid)],
+            [
+                naming.container_name(bystander.uuid),
+                naming.sandbox_name(bystander.uuid),
+            ],
             [name.lstrip("/") for c in ours for name in c["Names"]],
         )
         self.assertTrue(

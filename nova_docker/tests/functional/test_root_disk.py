@@ -105,6 +105,8 @@ class RootDiskMixin:
             vm_state=vm_states.ACTIVE,
             flavor=flavor,
             metadata={},
+            system_metadata={},
+            config_drive="",
         )
         instance.create()
         return instance

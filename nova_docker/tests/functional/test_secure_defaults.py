@@ -27,6 +27,7 @@ import uuid
 from nova import exception as nova_exception
 from nova import objects
 
+from nova_docker.engine import naming
 from nova_docker.tests import engine_support
 from nova_docker.tests import waiting
 from nova_docker.tests.functional import base
@@ -91,7 +92,8 @@ class SecureDefaultsTestCase(base.DriverTestCase):
         self.assertEqual(["no-new-privileges:true"], host_config["SecurityOpt"])
         self.assertEqual(64 * 1024 * 1024, host_config["Memory"])
         self.assertGreater(host_config["PidsLimit"], 0)
-        self.assertEqual("none", host_config["NetworkMode"])
+        sandbox = naming.sandbox_name(instance.uuid)
+        self.assertEqual(f"container:{sandbox}", host_config["NetworkMode"])
         self.assertEqual(
             {
                 "Type": "local",

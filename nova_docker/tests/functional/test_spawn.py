@@ -68,7 +68,12 @@ class SpawnTestCase(base.DriverTestCase):
         self.assertFalse(host_config["Privileged"])
         self.assertIn("no-new-privileges:true", host_config["SecurityOpt"])
         self.assertEqual("no", host_config["RestartPolicy"]["Name"])
-        self.assertEqual("none", host_config["NetworkMode"])
+        # The network is the sandbox's, which has no engine network either.
+        sandbox = naming.sandbox_name(instance.uuid)
+        self.assertEqual(f"container:{sandbox}", host_config["NetworkMode"])
+        self.assertEqual(
+            "none", self.client.inspect_container(sandbox)["HostConfig"]["NetworkMode"]
+        )
         self.assertEqual([], host_config.get("Binds") or [])
 
     def test_default_pids_limit_applies_without_extra_spec(self):
@@ -130,7 +135,8 @@ class SpawnTestCase(base.DriverTestCase):
 
         self.assertEqual([], errors)
         self.assertEqual(1, self.glance.downloads[image.id])
-        self.assertEqual(4, len(self.our_containers()))
+        self.assertEqual(4, len(self.driver.list_instance_uuids()))
+        self.assertEqual(8, len(self.our_containers()))  # each with its sandbox
 
     def test_os_command_line_overrides_the_image_command(self):
         image = self.make_image(

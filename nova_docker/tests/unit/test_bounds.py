@@ -44,8 +44,8 @@ def test_tasks_are_the_lesser_of_pid_max_and_threads_max():
     assert SYSTEMD_KERNEL.tasks == 192730
 
 
-def test_task_budget_keeps_the_reserve_and_each_containers_shim():
-    assert shares().task_budget == 32768 - 4096 - 8 * bounds.SHIM_TASKS
+def test_task_budget_keeps_the_reserve_and_each_instances_shims_and_sandbox():
+    assert shares().task_budget == 32768 - 4096 - 8 * (2 * 16 + 8)
 
 
 @pytest.mark.parametrize("memory_mb", [64, 512, 2048, 8000])
@@ -131,14 +131,14 @@ def test_too_few_files_for_the_floor_names_the_file_max_that_would_do():
     s = shares()
     [problem] = s.shortfalls()
     tasks = s.task_budget
-    needed = tasks * 1024 + 65536 + 8 * bounds.SHIM_FILES
+    needed = tasks * 1024 + 65536 + 8 * (2 * 32 + 16)
     assert problem.startswith(f"open files: {tasks} tasks x nofile_limit_min 1024")
     assert "fs.file-max 2466177" in problem
     assert f"raise fs.file-max to {needed}" in problem
 
 
 def test_the_file_max_a_warning_asks_for_is_enough():
-    needed = shares().task_budget * 1024 + 65536 + 8 * bounds.SHIM_FILES
+    needed = shares().task_budget * 1024 + 65536 + 8 * (2 * 32 + 16)
     enough = dataclasses.replace(SMALL_KERNEL, file_max=needed)
     assert shares(kernel=enough).shortfalls() == []
     short = dataclasses.replace(SMALL_KERNEL, file_max=needed - 1)

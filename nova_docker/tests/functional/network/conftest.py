@@ -35,6 +35,7 @@ import nova_docker.privsep
 from nova_docker import conf
 from nova_docker import driver as driver_mod
 from nova_docker.engine import naming
+from nova_docker.tests import engine_support
 from nova_docker.tests.functional.network import support
 from nova_docker.tests.functional.network.support import unavailable
 from nova_docker_aio.procs import ProcessError
@@ -142,22 +143,33 @@ def target_engine(engine: docker.DockerClient) -> docker.DockerClient:
     return engine
 
 
-@pytest.fixture
-def image_meta(target_engine: docker.DockerClient) -> Iterator[objects.ImageMeta]:
-    """A Glance image already cached on the engine under its UUID tag."""
-    engine = target_engine
+@contextlib.contextmanager
+def cached_image(
+    engine: docker.DockerClient, command: list[str]
+) -> Iterator[objects.ImageMeta]:
+    """A Glance image running ``command``, already cached on the engine
+    under its UUID tag; removed on exit."""
     image_id = str(uuid.uuid4())
     repository, tag = naming.glance_image_ref(image_id).split(":")
     engine.api.import_image_from_data(
         support.rootfs(),
         repository=repository,
         tag=tag,
-        changes=[f"CMD {json.dumps(support.COMMAND)}"],
+        changes=[f"CMD {json.dumps(command)}"],
     )
-    yield objects.ImageMeta.from_dict(
-        {"id": image_id, "container_format": "docker", "disk_format": "raw"}
-    )
-    engine.images.remove(f"{repository}:{tag}", force=True)
+    try:
+        yield objects.ImageMeta.from_dict(
+            {"id": image_id, "container_format": "docker", "disk_format": "raw"}
+        )
+    finally:
+        engine.images.remove(f"{repository}:{tag}", force=True)
+
+
+@pytest.fixture
+def image_meta(target_engine: docker.DockerClient) -> Iterator[objects.ImageMeta]:
+    """A Glance image already cached on the engine under its UUID tag."""
+    with cached_image(target_engine, support.COMMAND) as meta:
+        yield meta
 
 
 @pytest.fixture
@@ -175,9 +187,7 @@ def docker_driver(
     driver.init_host(host)
     yield driver
     driver.cleanup_host(host)
-    for found in engine.api.containers(
-        all=True, filters={"label": f"{naming.HOST_LABEL}={host}"}
-    ):
+    for found in engine_support.containers_of_host(engine.api, host):
         engine.api.remove_container(found["Id"], force=True)
     CONF.clear_override("ovs_datapath_type", "docker")
     CONF.clear_override("api_url", "docker")

@@ -10,16 +10,20 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""The driver plugs Neutron ports on every start, on a real Open vSwitch.
+"""The driver plugs Neutron ports into each instance's sandbox, on a real
+Open vSwitch.
 
 Two instances spawned by DockerDriver with one OVS port each must reach each
-other, again after a soft reboot and after a power cycle (each gives the
-container a new network namespace), and leave no host device once destroyed.
+other, again after a soft reboot and after a power cycle, and leave no host
+device once destroyed.  The first instruction of every start sees the
+configured network, and the namespace (with its address) stays while the
+instance is stopped.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import docker
 import pytest
@@ -29,9 +33,12 @@ from oslo_config import cfg
 
 from nova_docker.engine import naming
 from nova_docker.network import plan
+from nova_docker.tests import waiting
+from nova_docker.tests.functional.network.conftest import cached_image
 from nova_docker.tests.functional.network.test_plug import assert_connected
 from nova_docker.tests.functional.network.test_plug import leftovers
 from nova_docker.tests.functional.network.test_plug import make_vif
+from nova_docker.tests.functional.network.test_plug import reaches_by_ping
 
 CONF = cfg.CONF
 
@@ -49,6 +56,11 @@ def make_instance(ctxt: context.RequestContext, index: int) -> objects.Instance:
         flavor=flavor,
         metadata={},
         key_data=None,
+        # Loaded by nova-compute before it builds: no config drive here.
+        system_metadata={},
+        image_ref="",
+        config_drive="",
+        launched_at=None,
     )
 
 
@@ -124,3 +136,75 @@ def test_destroy_without_ports_still_removes_what_was_plugged(
     assert not (tmp_path / instance.uuid).exists()
     with pytest.raises(docker.errors.NotFound):
         engine.containers.get(naming.container_name(instance.uuid))
+
+
+#: Prints what the network looks like to the very first instruction, then
+#: idles as the other images do.
+PROBE = (
+    "echo BOOT; ip -o addr; ip route; ip -6 route; cat /etc/resolv.conf; "
+    "echo END; trap 'exit 0' TERM; while :; do sleep 1; done"
+)
+
+
+@pytest.fixture
+def probe_image(target_engine: docker.DockerClient) -> Iterator[objects.ImageMeta]:
+    with cached_image(target_engine, ["/bin/sh", "-c", PROBE]) as meta:
+        yield meta
+
+
+def _boots(docker_driver, ctxt, instance) -> list[str]:
+    """What each start of the instance printed first, in order."""
+    output = docker_driver.get_console_output(ctxt, instance)
+    return [part.split("END")[0] for part in output.split("BOOT")[1:] if "END" in part]
+
+
+def _assert_configured(boot: str, index: int) -> None:
+    assert f"10.250.7.{10 + index}/24" in boot
+    assert f"fdd7:250:7::{10 + index}/64" in boot
+    # One default route per family, the first subnet's gateway.
+    defaults = [
+        line.strip() for line in boot.splitlines() if line.startswith("default")
+    ]
+    assert len(defaults) == 2, defaults
+    assert defaults[0] == "default via 10.250.7.1 dev eth0"
+    assert defaults[1].startswith("default via fdd7:250:7::1 dev eth0")
+    assert "nameserver 10.250.7.53" in boot
+
+
+def test_the_first_instruction_of_every_start_sees_the_network(
+    docker_driver, probe_image, engine, ovs
+):
+    ctxt = context.get_admin_context()
+    vif, peer_vif = make_vif(26, False, None), make_vif(27, False, None)
+    instance, peer = make_instance(ctxt, 26), make_instance(ctxt, 27)
+    docker_driver.spawn(ctxt, instance, probe_image, [], None, {}, [vif])
+    docker_driver.spawn(ctxt, peer, probe_image, [], None, {}, [peer_vif])
+    peer_container = engine.containers.get(naming.container_name(peer.uuid))
+    try:
+        starts = [
+            lambda: None,
+            lambda: docker_driver.reboot(ctxt, instance, [vif], "SOFT"),
+            lambda: docker_driver.reboot(ctxt, instance, [vif], "HARD"),
+            lambda: docker_driver.power_on(ctxt, instance, [vif]),
+        ]
+        for count, start in enumerate(starts, 1):
+            if count == len(starts):
+                docker_driver.power_off(instance, timeout=5)
+                # Stopped, the server keeps its address: the sandbox holds it.
+                assert reaches_by_ping(peer_container, "10.250.7.36")
+            start()
+            waiting.until(
+                lambda n=count: len(_boots(docker_driver, ctxt, instance)) == n,
+                f"start {count} printed its network",
+            )
+            _assert_configured(_boots(docker_driver, ctxt, instance)[-1], 26)
+    finally:
+        for each, each_vif in ((instance, vif), (peer, peer_vif)):
+            docker_driver.destroy(ctxt, each, [each_vif])
+    assert leftovers(vif, ovs) == []
+    assert (
+        engine.containers.list(
+            all=True, filters={"label": f"{naming.SANDBOX_OF_LABEL}={instance.uuid}"}
+        )
+        == []
+    )
