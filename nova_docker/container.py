@@ -548,4 +548,8 @@ class Containers:
             while kept - len(tail[0]) >= limit:
                 kept -= len(tail.popleft())
         data = b"".join(tail)[-limit:]
-        return data.decode("utf-8", "replace")
+        # Nova cuts ``--lines N`` at newlines: a log that ends with one
+        # would give N-1 lines (and nothing for one).  Lines come in the
+        # engine's order, the time its copiers read each stream: a line on
+        # stderr written microseconds after one on stdout may come first.
+        return data.decode("utf-8", "replace").removesuffix("\n")

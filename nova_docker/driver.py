@@ -762,6 +762,14 @@ class DockerDriver(driver.ComputeDriver):
     def get_diagnostics(self, instance: Any) -> dict[str, int]:
         return diagnostics.legacy_diagnostics(self._containers.stats(instance))
 
+    def get_instance_diagnostics(self, instance: Any) -> Any:
+        return diagnostics.instance_diagnostics(
+            self._containers.inspect(instance),
+            self._containers.stats(instance),
+            self._sandboxes.nic_counters(instance),
+            configdrive.required(instance),
+        )
+
     def get_console_output(self, context: Any, instance: Any) -> str:
         try:
             return self._containers.console_output(instance)

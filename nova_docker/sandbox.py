@@ -27,6 +27,7 @@ from typing import Any
 
 from oslo_log import log as logging
 
+from nova_docker import diagnostics
 from nova_docker import exception
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
@@ -112,6 +113,30 @@ class Sandboxes:
         state = found.get("State") or {}
         pid = int(state.get("Pid") or 0) if state.get("Running") else 0
         return (str(found["Id"]), pid) if pid else None
+
+    def nic_counters(self, instance: Any) -> list[diagnostics.NicCounters]:
+        """The counters of the instance's interfaces, read in its sandbox
+        (so on a remote engine too); none when the sandbox is not running
+        or is an operator's image, whose tools are unknown."""
+        if not self._image.own:
+            return []
+        name = naming.sandbox_name(instance.uuid)
+        try:
+            code, output = self._engine.exec_run(name, [*sandbox_image.NIC_READER])
+        except (exception.ContainerNotFound, exception.EngineError) as e:
+            LOG.debug(
+                "No interface counters: %s", e.format_message(), instance=instance
+            )
+            return []
+        if code != 0:
+            return []
+        dev, _, addresses = output.decode("utf-8", "replace").partition(
+            sandbox_image.NIC_READER_SPLIT
+        )
+        macs = dict(
+            line.split(None, 1) for line in addresses.splitlines() if " " in line
+        )
+        return diagnostics.parse_nics(dev, macs)
 
     def exists(self, instance: Any) -> bool:
         try:

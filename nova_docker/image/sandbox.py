@@ -47,6 +47,15 @@ SANDBOX_SCRIPT = (
     "trap 'exit 0' TERM INT; "
     f"while :; do {BUSYBOX} sleep 3600 & wait $!; done"
 )
+#: Prints the namespace's ``/proc/net/dev``, a separator, then one
+#: ``<interface> <MAC>`` line each: what diagnostics report per NIC.
+NIC_READER_SPLIT = "-- addresses --"
+NIC_READER = (
+    BUSYBOX, "sh", "-c",
+    f"{BUSYBOX} cat /proc/net/dev; echo '{NIC_READER_SPLIT}'; "
+    "for i in /sys/class/net/*; do "
+    f'echo "${{i##*/}} $({BUSYBOX} cat $i/address)"; done',
+)  # fmt: skip
 #: Bumped whenever the image's content or script changes, so a new tag.
 LAYOUT_VERSION = b"1"
 _PT_INTERP = 3

@@ -18,6 +18,7 @@ import uuid
 from unittest import mock
 
 from nova import exception as nova_exception
+from nova.compute import manager
 from nova.compute import power_state
 
 from nova_docker.engine import naming
@@ -163,8 +164,24 @@ class LifecycleTestCase(base.DriverTestCase):
         )
         output = self.driver.get_console_output(self.ctxt, instance)
         self.assertLessEqual(len(output.encode()), 2048)
-        self.assertTrue(output.endswith("line-399\n"))
+        self.assertTrue(output.endswith("\nline-399"))
         self.assertNotIn("line-0\n", output)
+
+    def test_console_log_lines_are_the_last_lines(self):
+        """``console log show --lines N``: Nova cuts the driver's output at
+        newlines, so N lines are the newest N, and one is the last."""
+        script = "echo first; echo second; echo third; sleep 600"
+        instance = self.spawn(
+            self.make_image(properties={"os_command_line": f"/bin/sh -c '{script}'"})
+        )
+        waiting.until(
+            lambda: "third" in self.driver.get_console_output(self.ctxt, instance)
+        )
+        output = self.driver.get_console_output(self.ctxt, instance).encode()
+        tail = manager.ComputeManager._tail_log
+        self.assertEqual(b"third", tail(None, output, 1))
+        self.assertEqual(b"second\nthird", tail(None, output, 2))
+        self.assertEqual(b"first\nsecond\nthird", tail(None, output, 3))
 
     def test_console_output_of_a_missing_instance(self):
         self.driver.destroy(self.ctxt, self.instance, [])

@@ -77,6 +77,13 @@ def test_ports_follow_the_container_through_reboots_and_go_with_it(
     assert_connected(one, two, "10.250.7.31", "10.250.7.32")
     _code, resolv = one.exec_run(["cat", "/etc/resolv.conf"])
     assert b"nameserver 10.250.7.53" in resolv
+    # Diagnostics count the port's traffic, read in the sandbox.
+    found = docker_driver.get_instance_diagnostics(instances[0])
+    (nic,) = found.nic_details
+    assert nic.mac_address == vifs[0]["address"]
+    assert nic.rx_packets > 0 and nic.tx_packets > 0
+    assert (found.state, found.hypervisor) == ("running", "docker")
+    assert found.memory_details.maximum == 64
 
     docker_driver.reboot(ctxt, instances[0], [vifs[0]], "SOFT")
     assert_connected(one, two, "10.250.7.31", "10.250.7.32")
