@@ -27,6 +27,8 @@ class Options:
     snapshot_mib: int = 200
     #: repetitions of the heavy benchmarks (import, snapshot, density probes)
     heavy_iterations: int = 3
+    #: servers whose containers are killed behind Nova's back, one sample each
+    events: int = 5
 
 
 @dataclasses.dataclass

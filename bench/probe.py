@@ -6,7 +6,8 @@ in one process) with three additions a benchmark needs and a user does not:
 * every HTTP request the Docker SDK sends is counted at the engine seam
   (``docker.APIClient.send``), by method and path, with its duration;
 * a control socket runs one power-state sync or one resource-tracker update
-  on demand, so they are measured deterministically, not over a period;
+  on demand, so they are measured deterministically, not over a period, and
+  tells the settings that decide how soon Nova sees a power change;
 * ``cpu_allocation_ratio`` and ``disk_allocation_ratio`` are raised so that
   a 2-core host takes hundreds of 1-vCPU, 1-GB containers (the driver
   reports the engine's real core count and disk size).
@@ -86,6 +87,25 @@ def summarize(events: list[tuple[float, str, float]]) -> dict[str, Any]:
     return {"total": len(events), "by_call": by_call, "seconds": seconds}
 
 
+def nova_settings() -> dict[str, Any]:
+    """How soon Nova can see a container stopped behind its back: the
+    periodic sync's interval, and whether lifecycle events reach it
+    (``lifecycle_events`` is None where the driver has no such option)."""
+    import nova.conf  # noqa: PLC0415
+    from oslo_config import cfg  # noqa: PLC0415
+
+    conf = nova.conf.CONF
+    try:
+        lifecycle_events = conf.docker.lifecycle_events
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        lifecycle_events = None
+    return {
+        "sync_power_state_interval": conf.sync_power_state_interval,
+        "handle_virt_lifecycle_events": (conf.workarounds.handle_virt_lifecycle_events),
+        "lifecycle_events": lifecycle_events,
+    }
+
+
 class Probe:
     """What the control socket can do inside the running Nova."""
 
@@ -131,6 +151,8 @@ class Probe:
             return self._timed(self._sync_power_states)
         if op == "update_available_resource":
             return self._timed(self._update_available_resource)
+        if op == "settings":
+            return nova_settings()
         return {"error": f"unknown op {op!r}"}
 
 

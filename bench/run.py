@@ -21,6 +21,7 @@ from bench import chart
 from bench import cold_migration
 from bench import delete
 from bench import density
+from bench import events
 from bench import image_import
 from bench import images
 from bench import layer_parse
@@ -34,11 +35,13 @@ from bench.engine import RawEngine
 
 #: In run order.  Burst leaves N servers on each cloud and delete removes
 #: them, so both clouds hold the same number of instances when delete is
-#: timed: Nova's own resource-tracker cost grows with that number.
+#: timed: Nova's own resource-tracker cost grows with that number.  Events
+#: runs before them, on a host that holds only its own servers.
 BENCHMARKS: dict[str, Callable[[Context], None]] = {
     "boot": boot.run,
     "import": image_import.run,
     "snapshot": snapshot.run,
+    "events": events.run,
     "burst": burst.run,
     "delete": delete.run,
     "density": density.run,
@@ -51,6 +54,9 @@ BENCHMARKS: dict[str, Callable[[Context], None]] = {
 #: A run of these alone brings up no shared cloud, which saves minutes and
 #: keeps their Nova processes off the CPU.
 NO_CLOUD = frozenset({"layer_parse", "cold_migration"})
+#: Benchmarks with no fake-driver side: a run of these (and of NO_CLOUD ones)
+#: alone brings up this driver's cloud only.
+DOCKER_ONLY = frozenset({"events"})
 #: The smoke: every benchmark once, tiny.
 QUICK = Options(
     iterations=1,
@@ -60,6 +66,7 @@ QUICK = Options(
     import_layer_mib=4,
     snapshot_mib=4,
     heavy_iterations=1,
+    events=1,
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -83,6 +90,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--import-layer-mib", type=int, default=d.import_layer_mib)
     p.add_argument("--snapshot-mib", type=int, default=d.snapshot_mib)
     p.add_argument("--heavy-iterations", type=int, default=d.heavy_iterations)
+    p.add_argument(
+        "--events", type=int, default=d.events, help="containers killed (events)"
+    )
     return p.parse_args(argv)
 
 
@@ -118,6 +128,15 @@ def _run_all(ctx: Context, chosen: list[str], errors: dict[str, str]) -> None:
             errors[name] = f"{type(exc).__name__}: {exc}"
 
 
+def _drivers(chosen: list[str]) -> list[str]:
+    """The shared clouds the chosen benchmarks need."""
+    if NO_CLOUD.issuperset(chosen):
+        return []
+    if (NO_CLOUD | DOCKER_ONLY).issuperset(chosen):
+        return ["docker"]
+    return ["docker", "fake"]
+
+
 def _with_clouds(
     options: Options,
     engine: RawEngine,
@@ -131,7 +150,7 @@ def _with_clouds(
     base_ref = images.base_image(engine)
     base_tar = workdir / "base.tar"
     images.save(engine, base_ref, base_tar)
-    drivers = [] if NO_CLOUD.issuperset(chosen) else ["docker", "fake"]
+    drivers = _drivers(chosen)
     print(f"== clouds: {' and '.join(drivers) or 'none'}, up at once", flush=True)
     with Clouds(drivers, keep_logs) as clouds:
         ctx = Context(options, engine, clouds, workdir, base_ref)

@@ -40,13 +40,22 @@ def _fault(server: Any) -> str:
 
 
 def wait_active(cloud: BenchCloud, server_id: str) -> None:
-    def active() -> bool:
+    wait_status(cloud, server_id, "ACTIVE", TIMEOUT, POLL_ONE)
+
+
+def wait_status(
+    cloud: BenchCloud, server_id: str, status: str, timeout: float, interval: float
+) -> None:
+    """Poll the API until the server has ``status``; a server in ERROR
+    fails at once, with its fault."""
+
+    def reached() -> bool:
         server = cloud.conn.compute.get_server(server_id)
         if server.status == "ERROR":
             raise BootFailed(f"server {server_id} went to ERROR: {_fault(server)}")
-        return server.status == "ACTIVE"
+        return server.status == status
 
-    poll.until(active, f"server {server_id} is ACTIVE", TIMEOUT, POLL_ONE)
+    poll.until(reached, f"server {server_id} is {status}", timeout, interval)
 
 
 def boot_timed(cloud: BenchCloud, name: str, image_id: str = "") -> tuple[str, float]:
