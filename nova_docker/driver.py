@@ -404,7 +404,7 @@ class DockerDriver(driver.ComputeDriver):
             with self.virtapi.wait_for_instance_event(
                 instance, events, timeout=timeout, error_callback=_neutron_failed
             ):
-                renewed = self._sandbox_up(instance, network_info)
+                renewed = self._sandbox_up(instance, network_info, fresh)
         except nova_exception.InstanceEventTimeout:
             if CONF.vif_plugging_is_fatal:
                 raise nova_exception.VirtualInterfaceCreateException() from None
@@ -419,14 +419,16 @@ class DockerDriver(driver.ComputeDriver):
             self._containers.power_off(instance, 0)
         start(instance)
 
-    def _sandbox_up(self, instance: Any, network_info: Any) -> bool:
+    def _sandbox_up(self, instance: Any, network_info: Any, fresh: bool) -> bool:
         """Run the sandbox, plugging the ports when its namespace is new;
         True if it is."""
         nameservers = network_service.nameservers(network_info)
         try:
             renewed = self._sandboxes.ensure_running(instance, nameservers)
         except exception.SandboxUnavailable as e:
-            # This host's problem: another host may boot it.
+            if not fresh:
+                raise
+            # This host's problem: another host may build it.
             raise nova_exception.RescheduledException(
                 instance_uuid=instance.uuid, reason=e.format_message()
             ) from e
