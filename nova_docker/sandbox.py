@@ -138,21 +138,6 @@ class Sandboxes:
         )
         return diagnostics.parse_nics(dev, macs)
 
-    def exists(self, instance: Any) -> bool:
-        try:
-            self._engine.inspect_container(naming.sandbox_name(instance.uuid))
-        except exception.ContainerNotFound:
-            return False
-        return True
-
-    def stop(self, instance: Any) -> None:
-        """Stop the sandbox (its namespace and what is plugged into it go);
-        no sandbox is not an error."""
-        try:
-            self._engine.stop(naming.sandbox_name(instance.uuid), timeout=0)
-        except exception.ContainerNotFound:
-            return
-
     def remove(self, instance: Any) -> bool:
         """Remove the sandbox; False if there was none (not an error)."""
         return self._engine.remove_container(naming.sandbox_name(instance.uuid))
