@@ -472,8 +472,6 @@ class Containers:
         text = output.decode("utf-8", "replace").strip() or _("(no output)")
         return int(found.get("ExitCode") or 0), text
 
-    # -- inventory --------------------------------------------------------
-
     def set_root_password(self, instance: Any, password: str) -> None:
         """Set root's password with the image's own ``chpasswd``.
 
@@ -504,13 +502,20 @@ class Containers:
                 reason=output.decode("utf-8", "replace").strip() or f"status {code}",
             )
 
+    # -- inventory --------------------------------------------------------
+
     def forget_states(self) -> None:
         """A container changed outside this driver (an engine event)."""
         self._state_cache.forget()
 
+    def listing(self) -> list[dict[str, Any]]:
+        """Every container of this host, with its labels and state, in one
+        engine call (and kept for cached state queries)."""
+        return self._state_cache.listing()
+
     def list_labels(self) -> list[dict[str, str]]:
         """Labels of every container of this host, in one engine call."""
-        return [c.get("Labels") or {} for c in self._state_cache.listing()]
+        return [c.get("Labels") or {} for c in self.listing()]
 
     def list_uuids(self) -> list[str]:
         return [

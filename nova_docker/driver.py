@@ -170,8 +170,7 @@ class DockerDriver(driver.ComputeDriver):
     def _emit_current_states(self) -> None:
         """After the event stream was cut: every instance's state now, so
         that nothing that happened meanwhile stays unseen."""
-        listing = self._engine.list_containers(naming.host_selector(CONF.host))
-        for event in events.current_state_events(listing, CONF.host):
+        for event in events.current_state_events(self._containers.listing(), CONF.host):
             self._engine_event(event)
 
     def _log_confinement(self) -> None:

@@ -21,7 +21,6 @@ host or an operator took it away, and goes with the instance.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import uuid
@@ -226,15 +225,8 @@ class SandboxTestCase(base.DriverTestCase):
         self.assertIn("not a statically linked", caught.exception.format_message())
 
     def test_an_operators_sandbox_image_is_used_by_id(self):
-        repository, tag = "ndt-sandbox", uuid.uuid4().hex[:12]
-        ref = f"{repository}:{tag}"
         idle = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
-        self.client.import_image_from_data(
-            engine_support.rootfs_tar(),
-            repository=repository,
-            tag=tag,
-            changes=[f"CMD {json.dumps(idle)}"],
-        )
+        ref = engine_support.build_image(self.client, cmd=idle)
         self.tracker.images.append(ref)
         self.flags(sandbox_image=ref, group="docker")
         self.driver = self.make_driver()
