@@ -32,6 +32,7 @@ from bench.clouds import Clouds
 from bench.context import Context
 from bench.context import Options
 from bench.engine import RawEngine
+from bench.stats import Figure
 
 #: In run order.  Burst leaves N servers on each cloud and delete removes
 #: them, so both clouds hold the same number of instances when delete is
@@ -77,7 +78,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1 iteration, tiny sizes")
     p.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results")
-    p.add_argument("--chart", type=Path, help="also draw a PNG (needs matplotlib)")
+    p.add_argument(
+        "--chart",
+        type=Path,
+        help="the PNG of the figures and samples (default: --out with .png)",
+    )
     p.add_argument(
         "--keep-logs",
         type=Path,
@@ -163,9 +168,26 @@ def _with_clouds(
     return ctx
 
 
+def chart_path(args: argparse.Namespace) -> Path:
+    """The PNG is written beside the JSON unless ``--chart`` says where."""
+    return args.chart or args.out.with_suffix(".png")
+
+
+def _draw(figures: list[Figure], path: Path, errors: dict[str, str]) -> None:
+    try:
+        print(f"chart: {chart.draw(figures, path)}")
+    except Exception as exc:
+        traceback.print_exc()
+        errors["chart"] = f"{type(exc).__name__}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     options, chosen = _options(args), _selected(args)
+    try:
+        chart.require()
+    except chart.ChartUnavailable as exc:
+        raise SystemExit(f"python -m bench: {exc}") from exc
     signal.signal(signal.SIGTERM, _terminate)
     host = report.machine()
     engine = RawEngine(uuid.uuid4().hex[:8])
@@ -193,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         host,
     )
     print(f"results: {args.out}")
-    if args.chart:
-        print(chart.draw(figures, args.chart))
+    _draw(figures, chart_path(args), errors)
     for name, error in errors.items():
         print(f"FAILED {name}: {error}", file=sys.stderr)
     return 1 if errors else 0
