@@ -25,9 +25,11 @@ $(BIN)/python:
 # an editable finder for our ``nova.virt.docker`` shim would shadow the real
 # ``nova`` package.  setuptools builds in build/ and would ship files left
 # there by an earlier build (a moved or deleted module), so it goes first.
+# The bench extra (matplotlib) too: make bench draws its chart with it, and
+# make test runs bench/tests, which draw one.
 venv: $(BIN)/python
 	rm -rf build aio/build
-	$(BIN)/pip install -q '.[test]' ./aio
+	$(BIN)/pip install -q '.[test,bench]' ./aio
 
 test: engine venv
 	CI=$${CI:-} $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ from typing import Any
 
 from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
 from nova_docker_aio.clouds_yaml import DEMO_CLOUD
+from nova_docker_aio.layout import PORT_SPAN
 from nova_docker_aio.private import PrivateCloud
 from nova_docker_aio.services import engine_host
 from nova_docker_aio.services import nova
@@ -165,7 +166,7 @@ class Clouds:
                 keep_logs=keep_logs / f"{driver}{label}" if keep_logs else None,
             )
             self.by_driver[driver] = BenchCloud(driver, private, hosts=hosts)
-            base = private.layout.port_base + 10
+            base = private.layout.port_base + PORT_SPAN
 
     def __enter__(self) -> Clouds:
         try:

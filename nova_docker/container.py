@@ -27,11 +27,13 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 from nova import exception as nova_exception
 from nova.compute import power_state
 from nova.i18n import _
+from nova.virt import driver as virt_driver
 from oslo_log import log as logging
 from oslo_utils import units
 
@@ -142,6 +144,21 @@ class ContainerOptions:
     inject_key: bool = False
 
 
+def _block_device_problems(block_device_info: Any) -> list[str]:
+    """What of Nova's block device info no container can have."""
+    if not block_device_info:
+        return []
+    swap = virt_driver.block_device_info_get_swap(block_device_info)
+    return spec_mod.block_device_problems(
+        volumes=len(virt_driver.block_device_info_get_mapping(block_device_info)),
+        ephemeral_gb=[
+            e.get("size") or 0
+            for e in virt_driver.block_device_info_get_ephemerals(block_device_info)
+        ],
+        swap_mb=(swap or {}).get("swap_size") or 0,
+    )
+
+
 class Containers:
     def __init__(
         self, engine: engine_client.Engine, host: str, options: ContainerOptions
@@ -184,16 +201,24 @@ class Containers:
 
     # -- creation ---------------------------------------------------------
 
-    def refuse_unfit_flavor(self, instance: Any) -> None:
+    def refuse_unfit_flavor(
+        self, instance: Any, block_device_info: Any = None, accel_info: Any = None
+    ) -> None:
         """Fail the build at once, and on no other host either, when no
-        container of the instance's flavor can run anywhere."""
+        container of the instance's flavor, or with the block devices or
+        accelerators Nova got for it, can run anywhere."""
         flavor = instance.flavor
         problems = spec_mod.flavor_problems(flavor.memory_mb, flavor.extra_specs or {})
+        what = _("the flavor cannot run as a container: %s")
+        devices = _block_device_problems(block_device_info)
+        devices += spec_mod.accelerator_problems(len(accel_info or ()))
+        if devices and not problems:
+            what = _("the server cannot run as a container: %s")
+        problems += devices
         if problems:
             raise nova_exception.BuildAbortException(
                 instance_uuid=instance.uuid,
-                reason=_("the flavor cannot run as a container: %s")
-                % "; ".join(problems),
+                reason=what % "; ".join(problems),
             )
 
     @_changes_state
@@ -204,8 +229,11 @@ class Containers:
         image_meta: Any,
         injected_files: Iterable[tuple[str, bytes | str]],
         config_drive: bytes | None = None,
+        image: Mapping[str, Any] | None = None,
     ) -> str:
         """Create (not start) the instance's container; returns its name.
+        ``image`` is the engine's inspect of ``image_ref`` when the caller
+        has it (else it is asked for).
 
         What the engine refuses here is the image's doing (its config, or
         what it holds where the injected files go), and another host would
@@ -215,15 +243,20 @@ class Containers:
         """
         if config_drive is not None:
             self.load_config_drive(instance, image_ref, config_drive)
-        spec = self.spec_for(instance, image_ref, image_meta, config_drive is not None)
+        spec = self.spec_for(
+            instance, image_ref, image_meta, config_drive is not None, image
+        )
         # Refuses unsafe paths before the engine does any work.
         ssh_key = instance.key_data if self._options.inject_key else None
         archive = inject.files_archive(injected_files or [], ssh_key)
-        # A container of this name can only be a leftover of an earlier,
-        # interrupted spawn of this same instance.
-        if self._engine.remove_container(spec.name):
+        try:
+            self._create_container(instance, spec)
+        except exception.ContainerNameInUse:
+            # Only a leftover of an earlier, interrupted spawn of this same
+            # instance has its name.  Asked only now: a boot rarely finds one.
+            self._engine.remove_container(spec.name)
             LOG.warning("Removed a leftover container %s", spec.name, instance=instance)
-        self._create_container(instance, spec)
+            self._create_container(instance, spec)
         if archive is not None:
             self._copy_in(instance, spec.name, archive)
         return spec.name
@@ -261,6 +294,8 @@ class Containers:
     def _create_container(self, instance: Any, spec: spec_mod.ContainerSpec) -> None:
         try:
             self._engine.create_container(spec)
+        except exception.ContainerNameInUse:
+            raise
         except exception.EngineError as e:
             # A failed create leaves no container behind; one by this name
             # means the name was taken meanwhile: no fault of the image.
@@ -295,6 +330,7 @@ class Containers:
         image_ref: str,
         image_meta: Any,
         config_drive: bool = False,
+        image: Mapping[str, Any] | None = None,
     ) -> spec_mod.ContainerSpec:
         """The instance's container, in its network sandbox (which has the
         hostname and the subnets' DNS servers), with a volume for its config
@@ -302,7 +338,9 @@ class Containers:
         opts = self._options.spec
         flavor = instance.flavor
         extra_specs = flavor.extra_specs or {}
-        image_config = self._engine.inspect_image(image_ref).get("Config") or {}
+        if image is None:
+            image = self._engine.inspect_image(image_ref)
+        image_config = image.get("Config") or {}
         command = spec_mod.command_for(
             image_meta.id, image_meta.properties.get("os_command_line"), image_config
         )

@@ -23,6 +23,8 @@ from typing import Any
 
 import nova.conf
 from nova import exception as nova_exception
+from nova.compute import power_state
+from nova.compute import vm_states
 from nova.i18n import _
 from nova.image import glance
 from nova.virt import driver
@@ -41,8 +43,10 @@ from nova_docker import events
 from nova_docker import exception
 from nova_docker import host
 from nova_docker import migration as migration_mod
+from nova_docker import rescue as rescue_mod
 from nova_docker import rootdisk
 from nova_docker import sandbox
+from nova_docker.console import serial as serial_console
 from nova_docker.engine import client as engine_client
 from nova_docker.engine import confinement
 from nova_docker.engine import naming
@@ -84,19 +88,18 @@ class DockerDriver(driver.ComputeDriver):
         self._containers = container.Containers(
             self._engine, CONF.host, container_options(CONF.docker)
         )
-        self._sandboxes = sandbox.Sandboxes(
+        sandbox_images = sandbox_image.SandboxImage(
             self._engine,
             CONF.host,
-            sandbox_image.SandboxImage(
-                self._engine,
-                CONF.host,
-                CONF.docker.sandbox_image,
-                CONF.docker.sandbox_busybox,
-            ),
+            CONF.docker.sandbox_image,
+            CONF.docker.sandbox_busybox,
         )
+        self._sandboxes = sandbox.Sandboxes(self._engine, CONF.host, sandbox_images)
         self._networks = network_service.InstanceNetworks(
             vifs.VifPlugger(
-                CONF.docker.ovs_datapath_type, ovsdb_config=lambda: CONF.os_vif_ovs
+                CONF.docker.ovs_datapath_type,
+                ovsdb_config=lambda: CONF.os_vif_ovs,
+                metadata_route=CONF.docker.metadata_route == "on-link",
             ),
             self._netns_target,
             network_record.PortRecord(CONF.instances_path),
@@ -126,11 +129,27 @@ class DockerDriver(driver.ComputeDriver):
                 instance, [], network_info, None
             ),
         )
+        self._rescues = rescue_mod.Rescues(
+            self._engine,
+            self._containers,
+            self._fetcher,
+            CONF.host,
+            CONF.docker.stop_timeout,
+            busybox=sandbox_images.busybox,
+            bring_up=self._bring_up,
+            power_on=self._power_on,
+        )
         self._root_disks = rootdisk.RootDisks(
             self._engine, self._containers, CONF.host, root_disk_options(CONF.docker)
         )
         self._events = events.EngineEvents(
             self._engine, CONF.host, self._engine_event, self._emit_current_states
+        )
+        self._consoles = serial_console.SerialConsoles(
+            self._engine,
+            self._console_target,
+            CONF.serial_console.proxyclient_address,
+            console_options(CONF.docker),
         )
 
     # -- host -------------------------------------------------------------
@@ -160,6 +179,7 @@ class DockerDriver(driver.ComputeDriver):
     def cleanup_host(self, host: str) -> None:
         self._events.stop()
         self._root_disks.stop()
+        self._consoles.stop()
 
     def _engine_event(self, event: Any) -> None:
         """A container of this host changed on the engine: Nova hears it at
@@ -286,14 +306,14 @@ class DockerDriver(driver.ComputeDriver):
         power_on: bool = True,
         accel_info: Any = None,
     ) -> None:
-        self._containers.refuse_unfit_flavor(instance)
-        image_ref = self._fetcher.ensure(context, image_meta, instance)
+        self._containers.refuse_unfit_flavor(instance, block_device_info, accel_info)
+        image_ref, image = self._fetcher.ensure_inspected(context, image_meta, instance)
         try:
             drive = self._config_drive(
                 instance, injected_files, network_info, admin_password
             )
             self._create(
-                context, instance, image_ref, image_meta, injected_files, drive
+                context, instance, image_ref, image_meta, injected_files, drive, image
             )
             if power_on:
                 self._start_new(instance, network_info)
@@ -315,12 +335,15 @@ class DockerDriver(driver.ComputeDriver):
         image_meta: Any,
         injected_files: Any,
         drive: bytes | None,
+        image: Any = None,
     ) -> None:
-        """Create the container; if its cached image vanished since it was
-        ensured (an operator's ``docker image prune``), load it once more."""
+        """Create the container (``image``: the engine's inspect of
+        ``image_ref``, from ensuring it); if its cached image vanished since
+        it was ensured (an operator's ``docker image prune``), load it once
+        more."""
         try:
             self._containers.create(
-                instance, image_ref, image_meta, injected_files, drive
+                instance, image_ref, image_meta, injected_files, drive, image
             )
         except exception.ImageNotCached:
             LOG.warning(
@@ -329,9 +352,11 @@ class DockerDriver(driver.ComputeDriver):
                 image_ref,
                 instance=instance,
             )
-            image_ref = self._fetcher.ensure(context, image_meta, instance)
+            image_ref, image = self._fetcher.ensure_inspected(
+                context, image_meta, instance
+            )
             self._containers.create(
-                instance, image_ref, image_meta, injected_files, drive
+                instance, image_ref, image_meta, injected_files, drive, image
             )
 
     def _inject_password(self, instance: Any, password: str | None) -> None:
@@ -423,7 +448,7 @@ class DockerDriver(driver.ComputeDriver):
         True if it is."""
         nameservers = network_service.nameservers(network_info)
         try:
-            renewed = self._sandboxes.ensure_running(instance, nameservers)
+            renewed = self._sandboxes.ensure_running(instance, nameservers, fresh)
         except exception.SandboxUnavailable as e:
             if not fresh:
                 raise
@@ -431,8 +456,11 @@ class DockerDriver(driver.ComputeDriver):
             raise nova_exception.RescheduledException(
                 instance_uuid=instance.uuid, reason=e.format_message()
             ) from e
-        if renewed:
-            self._networks.plug(instance, network_info)
+        if renewed and network_info:
+            # The namespace is the sandbox's just started: found once, not
+            # looked up again through the instance.
+            target = self._sandboxes.target(instance)
+            self._networks.plug(instance, network_info, target)
         return renewed
 
     def _netns_target(self, instance: Any) -> tuple[str, int] | None:
@@ -515,6 +543,7 @@ class DockerDriver(driver.ComputeDriver):
         destroy_disks: bool = True,
         destroy_secrets: bool = True,
     ) -> None:
+        self._consoles.close(instance)
         # Nova keeps the disks when they are shared: a resize reverted on
         # one host, a server evacuated between hosts of one engine.
         if not destroy_disks and not self._moves.keep_stopped(instance):
@@ -543,6 +572,9 @@ class DockerDriver(driver.ComputeDriver):
         # instance files, volumes or secrets to clean up.  Another host's
         # container of the instance (an engine hosts share) is left alone,
         # and so are its ports.
+        if destroy_disks:
+            # First its rescue, which runs in the sandbox's namespace.
+            self._rescues.remove(instance)
         if destroy_disks and not self._moves.remove_here(instance):
             return
         if destroy_vifs:
@@ -582,6 +614,7 @@ class DockerDriver(driver.ComputeDriver):
     def power_off(
         self, instance: Any, timeout: int = 0, retry_interval: int = 0
     ) -> None:
+        self._consoles.close(instance)
         self._containers.power_off(instance, timeout)
 
     def power_on(
@@ -599,6 +632,8 @@ class DockerDriver(driver.ComputeDriver):
         self._containers.set_root_password(instance, new_pass)
 
     def pause(self, instance: Any) -> None:
+        # Before the freeze: a frozen container runs no hang-up.
+        self._consoles.close(instance)
         self._containers.pause(instance)
 
     def unpause(self, instance: Any) -> None:
@@ -608,6 +643,7 @@ class DockerDriver(driver.ComputeDriver):
     # than stopping them: a stopped container loses its processes' memory,
     # and resume must give back the running program, not a fresh boot.
     def suspend(self, context: Any, instance: Any) -> None:
+        self._consoles.close(instance)
         self._containers.pause(instance)
 
     def resume(
@@ -641,12 +677,32 @@ class DockerDriver(driver.ComputeDriver):
         self._power_on(instance, network_info)
 
     def soft_delete(self, instance: Any) -> None:
+        self._consoles.close(instance)
         self._containers.power_off(instance, CONF.docker.stop_timeout)
 
     def restore(self, instance: Any) -> None:
         # Nova passes no network_info here; the cache has the ports.
         info_cache = instance.info_cache if "info_cache" in instance else None
         self._power_on(instance, info_cache.network_info if info_cache else [])
+
+    def rescue(
+        self,
+        context: Any,
+        instance: Any,
+        network_info: Any,
+        image_meta: Any,
+        rescue_password: Any,
+        block_device_info: Any,
+        share_info: Any,
+    ) -> None:
+        self._consoles.close(instance)
+        self._rescues.rescue(
+            context, instance, network_info, image_meta, rescue_password
+        )
+
+    def unrescue(self, context: Any, instance: Any) -> None:
+        self._consoles.close(instance)
+        self._rescues.unrescue(instance)
 
     # -- moves between hosts ----------------------------------------------
 
@@ -781,6 +837,23 @@ class DockerDriver(driver.ComputeDriver):
                 instance_id=instance.uuid, reason=e.format_message()
             ) from e
 
+    def _console_target(self, instance: Any) -> tuple[str, bool]:
+        """The container a console reaches, and whether it runs: the
+        rescue container while the server is rescued."""
+        if instance.vm_state == vm_states.RESCUED:
+            rescue = self._rescues.console_target(instance)
+            if rescue is not None:
+                return rescue
+        running = self._containers.power_state(instance) == power_state.RUNNING
+        return naming.container_name(instance.uuid), running
+
+    def get_serial_console(self, context: Any, instance: Any) -> Any:
+        # nova-compute checks this too; nova-serialproxy's port check
+        # reaches here through validate_console_port, which does not.
+        if not CONF.serial_console.enabled:
+            raise nova_exception.ConsoleTypeUnavailable(console_type="serial")
+        return self._consoles.get(instance)
+
 
 def _neutron_failed(event_name: str, instance: Any) -> None:
     LOG.error("Neutron reported failure on event %s", event_name, instance=instance)
@@ -834,4 +907,13 @@ def root_disk_options(opts: Any) -> rootdisk.Options:
         audit_interval=opts.root_disk_audit_interval,
         overuse_action=opts.root_disk_overuse_action,
         stop_timeout=opts.stop_timeout,
+    )
+
+
+def console_options(opts: Any) -> serial_console.Options:
+    return serial_console.Options(
+        command=opts.console_command,
+        listen_timeout=opts.serial_console_listen_timeout,
+        idle_timeout=opts.serial_console_idle_timeout,
+        max_sessions=opts.serial_console_max_sessions,
     )

@@ -37,6 +37,12 @@ class EngineError(exception.NovaException):
     msg_fmt = _("The Docker Engine failed to %(action)s: %(reason)s")
 
 
+class ContainerNameInUse(EngineError):
+    """A create found a container of that name (the engine's 409)."""
+
+    msg_fmt = _("The Docker Engine failed to %(action)s: %(reason)s")
+
+
 class ContainerNotFound(exception.NotFound):
     msg_fmt = _("No container named %(name)s")
 

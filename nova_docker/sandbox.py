@@ -59,13 +59,25 @@ class Sandboxes:
             return
         LOG.info("Network sandboxes run image %s", image_id)
 
-    def ensure_running(self, instance: Any, nameservers: tuple[str, ...]) -> bool:
+    def ensure_running(
+        self, instance: Any, nameservers: tuple[str, ...], fresh: bool = False
+    ) -> bool:
         """Make sure the sandbox runs; True when its namespace is new (just
         made, or started again), so that the ports must be plugged into it.
+        For a ``fresh`` instance, one never built here, it is made without
+        looking first (a leftover of an interrupted build is then found).
 
         Raises SandboxUnavailable when there is no image to make it from.
         """
         name = naming.sandbox_name(instance.uuid)
+        if fresh:
+            try:
+                self._create(instance, nameservers)
+            except exception.ContainerNameInUse:
+                pass
+            else:
+                self._engine.start(name)
+                return True
         try:
             found = self._engine.inspect_container(name)
         except exception.ContainerNotFound:

@@ -80,19 +80,34 @@ def ensure_running(logfile: Path) -> None:
 
 def remove_containers_of(compute_host: str, api_url: str = DEFAULT_URL) -> list[str]:
     """Force-remove every container of this compute host, its instances'
-    and then their network sandboxes, and their config drives' volumes;
-    return names."""
+    and rescue containers and then their network sandboxes, the rescues'
+    images, and the volumes (config drives, rescue tools); return names."""
     removed = []
+    selectors = (naming.host_selector, naming.rescue_selector, naming.sandbox_selector)
     with _client(api_url) as client:
-        for selector in (naming.host_selector, naming.sandbox_selector):
+        for selector in selectors:
             labels = [f"{k}={v}" for k, v in selector(compute_host).items()]
             for found in client.containers(all=True, filters={"label": labels}):
                 client.remove_container(found["Id"], force=True, v=True)
                 removed.extend(name.lstrip("/") for name in found["Names"])
+                removed.extend(_remove_rescue_images(client, found))
         labels = [f"{k}={v}" for k, v in naming.host_selector(compute_host).items()]
         for volume in client.volumes(filters={"label": labels}).get("Volumes") or []:
             client.remove_volume(volume["Name"], force=True)
             removed.append(volume["Name"])
+    return removed
+
+
+def _remove_rescue_images(client: docker.APIClient, found: dict) -> list[str]:
+    """The images a rescue container's server was left with."""
+    rescued = (found.get("Labels") or {}).get(naming.RESCUE_OF_LABEL)
+    if not rescued:
+        return []
+    removed = []
+    for ref in (naming.rescue_image_ref(rescued), naming.unrescue_image_ref(rescued)):
+        if client.images(name=ref):
+            client.remove_image(ref, force=True)
+            removed.append(ref)
     return removed
 
 

@@ -49,7 +49,20 @@ PORT_OFFSETS = {
     "rabbitmq": 7,
     "rabbitmq-dist": 8,
     "rabbitmq-epmd": 9,
+    # Nova's metadata API, behind Neutron's OVN metadata agent.
+    "nova-metadata": 10,
+    # nova-serialproxy, the websocket end of every server's serial console.
+    "serialproxy": 11,
 }
+#: Clouds' port bases are this far apart (more than the offsets above).
+PORT_SPAN = 20
+#: Servers' serial console ports: each cloud has :data:`SERIAL_PORTS` of
+#: them from ``SERIAL_PORT_FIRST + SERIAL_PORT_STRIDE * (port base mod
+#: SERIAL_PORT_CYCLE)`` (see :meth:`Layout.serial_port_range`).
+SERIAL_PORTS = 100
+SERIAL_PORT_FIRST = 40000
+SERIAL_PORT_CYCLE = 5000
+SERIAL_PORT_STRIDE = SERIAL_PORTS // PORT_SPAN
 #: Every host device a cloud creates starts with this (its OVS bridges, whose
 #: netdev taps carry the same names), so cleanup can find them.
 DEVICE_PREFIX = "nda"
@@ -69,6 +82,19 @@ class Layout:
 
     def port(self, service: str) -> int:
         return self.port_base + PORT_OFFSETS[service]
+
+    def serial_port_range(self) -> tuple[int, int]:
+        """The first port of the cloud's serial consoles and the first after
+        them (Nova's ``[serial_console] port_range``, ``start:stop``).
+
+        Five ports for each of the 20 between clouds' port bases, from
+        40000: two clouds whose bases are 20 to 4999 apart never share one,
+        and all lie above the service ports of any cloud based below 40000
+        (below 65100, under the last port).
+        """
+        offset = self.port_base % SERIAL_PORT_CYCLE
+        first = SERIAL_PORT_FIRST + SERIAL_PORT_STRIDE * offset
+        return first, first + SERIAL_PORTS
 
     def url(self, service: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port(service)}{path}"
@@ -172,6 +198,11 @@ class Layout:
     @property
     def ml2_conf(self) -> Path:
         return self.config_dir("neutron") / "ml2_conf.ini"
+
+    @property
+    def ovn_metadata_conf(self) -> Path:
+        """Neutron's OVN metadata agent's own configuration file."""
+        return self.config_dir("neutron") / "ovn_metadata_agent.ini"
 
     @property
     def logs(self) -> Path:

@@ -52,6 +52,8 @@ def arguments(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--api-port", required=True, type=int)
     # Only in a cloud without Neutron (see services/null_network.py).
     parser.add_argument("--null-network-port", type=int)
+    # Only in a cloud with Neutron: Nova's metadata API, for its agent.
+    parser.add_argument("--metadata-port", type=int)
     parser.add_argument("--ready-file", required=True, type=Path)
     parser.add_argument(
         "--api-only",
@@ -76,6 +78,14 @@ def _load_api(config_dir: Path):
     from nova.api.openstack import wsgi_app  # noqa: PLC0415
 
     return wsgi_app.init_application("osapi_compute", "nova-api-os-compute")
+
+
+def _load_metadata_api():
+    """Nova's metadata API, as ``nova.wsgi.metadata`` loads it (after
+    :func:`_load_api`, which set up the process)."""
+    from nova.api.openstack import wsgi_app  # noqa: PLC0415
+
+    return wsgi_app.init_application("metadata", "nova-api-metadata")
 
 
 def _start_services() -> list:
@@ -154,6 +164,8 @@ def serve_until_stopped(
 
         servers.append(_serve(null_network.application, args.null_network_port))
     servers.append(_serve(app, args.api_port))
+    if args.metadata_port:
+        servers.append(_serve(_load_metadata_api(), args.metadata_port))
     services = [] if args.api_only else _start_services()
     undo = with_services(services) if with_services else None
     stop = threading.Event()

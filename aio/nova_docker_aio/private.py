@@ -35,7 +35,9 @@ from typing import Any
 from nova_docker_aio import clouds_yaml
 from nova_docker_aio import procs
 from nova_docker_aio.layout import PORT_OFFSETS
+from nova_docker_aio.layout import PORT_SPAN
 from nova_docker_aio.layout import Layout
+from nova_docker_aio.services import ovn_metadata
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -47,8 +49,9 @@ NET_DEVICES = Path("/sys/class/net")
 
 
 def free_port_base(first: int) -> int:
-    """The first base from ``first`` (steps of 10) whose ports are all free."""
-    for base in range(first, first + 1000, 10):
+    """The first base from ``first`` (steps of :data:`PORT_SPAN`) whose
+    ports are all free."""
+    for base in range(first, first + 50 * PORT_SPAN, PORT_SPAN):
         if not any(procs.port_in_use(base + off) for off in PORT_OFFSETS.values()):
             return base
     raise RuntimeError(f"no free port range from {first}")
@@ -183,6 +186,9 @@ class PrivateCloud:
         return self.layout.log(service).read_text(errors="replace")
 
     def host_devices(self) -> list[str]:
-        """Host network devices named after this cloud (its bridges' taps)."""
+        """Host network devices named after this cloud (its bridges' taps),
+        and the metadata namespaces its agent made (one per network whose
+        proxy config it wrote)."""
         tag = self.layout.tag
-        return sorted(p.name for p in NET_DEVICES.iterdir() if tag in p.name)
+        devices = [p.name for p in NET_DEVICES.iterdir() if tag in p.name]
+        return sorted(devices + ovn_metadata.namespaces_left(self.layout))

@@ -20,7 +20,7 @@ import secrets
 
 from nova_docker_aio.layout import Layout
 
-#: Keystone users, then one database user per database.
+#: Keystone users, shared secrets, then one database user per database.
 NAMES = (
     "admin",
     "demo",
@@ -29,6 +29,8 @@ NAMES = (
     "placement",
     "neutron",
     "rabbitmq",
+    # Signs the metadata agent's requests to Nova's metadata API.
+    "metadata",
     "db_keystone",
     "db_glance",
     "db_placement",

@@ -14,6 +14,7 @@
 
 from oslo_config import cfg
 
+from nova_docker.conf import console as console_opts
 from nova_docker.conf import network as network_opts
 
 # The oldest Engine API we test against: Debian 12's docker.io 20.10.
@@ -586,6 +587,7 @@ ALL_OPTS = (
     + image_opts
     + root_disk_opts
     + network_opts.network_opts
+    + console_opts.console_opts
 )
 
 

@@ -47,4 +47,41 @@ Related options:
 * ``[neutron] ovs_bridge``: the integration bridge when Neutron names none.
 """,
     ),
+    cfg.StrOpt(
+        "metadata_route",
+        default="on-link",
+        choices=[
+            (
+                "on-link",
+                "Route 169.254.169.254 on-link over the first port "
+                "whose IPv4 subnet has DHCP enabled.",
+            ),
+            (
+                "none",
+                "Add no route: the metadata service is reached through "
+                "the default gateway or the subnets' host routes.",
+            ),
+        ],
+        help="""
+How a container reaches the metadata service at 169.254.169.254.
+
+A VM learns the route from Neutron's DHCP; a container's addresses and
+routes are set by the driver, so it adds the route itself.  With ML2/OVN,
+each network's metadata port is a namespace on every compute host that holds
+169.254.169.254 itself, so an on-link route reaches it, and it is what OVN's
+DHCP would have given (a route to that port).  A subnet's own host route to
+the address always wins.
+
+Possible values:
+
+* ``on-link``: for ML2/OVN, and for DHCP agents serving isolated metadata.
+* ``none``: for back ends whose routers proxy metadata (ML2/OVS with the L3
+  agent), where the default route already leads there.
+
+Related options:
+
+* Neutron's ``[ovn] ovn_metadata_enabled`` and its OVN metadata agent on
+  each compute host provide the service.
+""",
+    ),
 ]

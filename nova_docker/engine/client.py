@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import socket
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -38,6 +39,8 @@ from oslo_log import log as logging
 from nova_docker import exception
 from nova_docker.engine import spec as spec_mod
 
+#: The engine's answer to a create whose name is taken.
+CONFLICT = 409
 LOG = logging.getLogger(__name__)
 
 
@@ -61,6 +64,20 @@ class EngineSettings:
     def uses_tls(self) -> bool:
         # tcp:// always means TLS; plain HTTP must be asked for as http://.
         return self.url.startswith(("tcp://", "https://"))
+
+
+@dataclasses.dataclass
+class ExecStream:
+    """An exec's terminal: ``sock`` carries its raw bytes both ways."""
+
+    sock: socket.socket
+    #: What the SDK returned; it holds the HTTP response that owns ``sock``.
+    handle: Any
+
+    def close(self) -> None:
+        for part in (self.sock, self.handle):
+            with contextlib.suppress(OSError):
+                part.close()
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -138,8 +155,11 @@ class Engine:
         return self._bulk_api
 
     @contextlib.contextmanager
-    def _call(self, action: str, missing: Exception | None = None) -> Iterator[None]:
-        """Translate whatever the SDK raises while doing ``action``."""
+    def _call(
+        self, action: str, missing: Exception | None = None, names: bool = False
+    ) -> Iterator[None]:
+        """Translate whatever the SDK raises while doing ``action``; with
+        ``names``, a conflict is a container name in use."""
         try:
             yield
         except docker.errors.NotFound as e:
@@ -147,6 +167,10 @@ class Engine:
                 raise exception.EngineError(action=action, reason=_reason(e)) from e
             raise missing from e
         except docker.errors.APIError as e:
+            if names and _status(e) == CONFLICT:
+                raise exception.ContainerNameInUse(
+                    action=action, reason=_reason(e)
+                ) from e
             if e.response is not None and e.response.status_code >= 500:
                 LOG.debug("Engine error during %s: %s", action, e)
             raise exception.EngineError(action=action, reason=_reason(e)) from e
@@ -179,12 +203,26 @@ class Engine:
     ) -> str:
         # 404 is the image; a name in use is 409.
         missing = exception.ImageNotCached(ref=spec.image)
-        with self._call(f"create container {spec.name}", missing):
+        with self._call(f"create container {spec.name}", missing, names=True):
             host_config = self.api.create_host_config(**spec.host_config_kwargs())
+            host_config.update(spec.host_config_extra())
             created = self.api.create_container(
                 host_config=host_config, **spec.create_kwargs()
             )
         return created["Id"]
+
+    def create_like(self, name: str, body: Mapping[str, Any]) -> str:
+        """Create ``name`` from a whole create body (``Config`` fields with
+        a ``HostConfig``, in inspect's shape): a container made again with
+        the settings another one has, rather than from a spec."""
+        # A 404 may be the image or the container whose namespace it joins:
+        # the engine's own words say which.
+        with self._call(f"create container {name}"):
+            return self.api.create_container_from_config(dict(body), name)["Id"]
+
+    def rename(self, name: str, new_name: str) -> None:
+        with self._call(f"rename {name}", exception.ContainerNotFound(name=name)):
+            self.api.rename(name, new_name)
 
     def inspect_container(self, name: str) -> dict[str, Any]:
         with self._call(
@@ -289,6 +327,47 @@ class Engine:
             output = self.api.exec_start(run["Id"])
             code = self.api.exec_inspect(run["Id"]).get("ExitCode")
         return int(code or 0), output
+
+    def exec_create(self, name: str, argv: list[str], tty: bool = False) -> str:
+        """Set up ``argv`` to run in ``name``; with ``tty``, on a terminal
+        of its own with its stdin open.  Returns the exec's ID."""
+        with self._call(
+            f"set up {argv[0]} in {name}", exception.ContainerNotFound(name=name)
+        ):
+            created = self.api.exec_create(name, argv, stdin=tty, tty=tty)
+        return created["Id"]
+
+    def exec_attach(self, exec_id: str) -> ExecStream:
+        """Start an exec made with ``tty`` and return its terminal's raw
+        byte stream (the engine's hijacked connection)."""
+        with self._call(f"start exec {exec_id}"):
+            handle = self.api.exec_start(exec_id, tty=True, socket=True)
+        # Plain sockets come wrapped in the SocketIO of the HTTP response;
+        # a selector needs the socket itself.
+        sock = handle if isinstance(handle, socket.socket) else handle._sock
+        return ExecStream(sock=sock, handle=handle)
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        with self._call(f"inspect exec {exec_id}"):
+            return self.api.exec_inspect(exec_id)
+
+    def path_exists(self, name: str, path: str) -> bool:
+        """Whether ``path`` exists in the filesystem of ``name`` (the
+        engine's ``HEAD /containers/{name}/archive``, which reads nothing)."""
+        missing = exception.ContainerNotFound(name=name)
+        try:
+            with self._call(f"look for {path} in {name}", missing):
+                api = self.api
+                url = api._url("/containers/{0}/archive", name)
+                answer = api.head(
+                    url, params={"path": path}, **api._set_request_timeout({})
+                )
+                api._raise_for_status(answer)
+        except exception.ContainerNotFound:
+            # The engine answers 404 for a missing path and a missing
+            # container alike; callers have just seen the container.
+            return False
+        return True
 
     def update_resources(self, name: str, resources: Mapping[str, int]) -> list[str]:
         """Change a container's cgroup limits in place (``docker update``);
@@ -461,6 +540,10 @@ def _parse_load_message(message: dict[str, Any]) -> list[str]:
             if line.startswith(prefix):
                 refs.append(line[len(prefix) :].strip())
     return refs
+
+
+def _status(error: docker.errors.APIError) -> int | None:
+    return error.response.status_code if error.response is not None else None
 
 
 def _reason(error: Exception) -> str:

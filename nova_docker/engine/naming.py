@@ -29,6 +29,12 @@ SANDBOX_OF_LABEL = f"{LABEL_PREFIX}.sandbox-of"
 SANDBOX_HOST_LABEL = f"{LABEL_PREFIX}.sandbox-host"
 #: On an instance's config drive volume: the instance it belongs to.
 CONFIG_DRIVE_OF_LABEL = f"{LABEL_PREFIX}.config-drive-of"
+#: On an instance's rescue container and its tools volume: the instance it
+#: rescues.  The rescue container's instance labels (which its image hands
+#: down) are blanked, so that every listing of instances leaves it out.
+RESCUE_OF_LABEL = f"{LABEL_PREFIX}.rescue-of"
+#: On an instance's rescue container: the compute host that made it.
+RESCUE_HOST_LABEL = f"{LABEL_PREFIX}.rescue-host"
 #: On a loaded image: the bytes its layers expand to on the engine's disk,
 #: counted while it streamed in (labels of this namespace in a tenant's
 #: image are removed at load, so this one is always ours).
@@ -48,9 +54,15 @@ GLANCE_REPOSITORY = "nova-glance"
 #: an upload that was cut short, and is swept away.
 SNAPSHOT_REPOSITORY = "nova-snapshot"
 #: Repository of images that carried an instance's filesystem here in a
-#: cold migration or resize; the tag is the instance UUID, and the image goes
-#: with the instance's container.
+#: cold migration or resize, or that an unrescue kept; the tag is the
+#: instance UUID, and the image goes with the instance's container.
 MIGRATION_REPOSITORY = "nova-migration"
+#: Repository of the images a rescue commits: ``<uuid>`` holds the rescued
+#: filesystem while the rescue container runs from it, ``<uuid>-unrescue``
+#: what unrescue keeps until the instance's new container runs from it.
+#: Both go with the rescue; what the instance keeps is then tagged in
+#: ``MIGRATION_REPOSITORY``, whose image goes with the instance's container.
+RESCUE_REPOSITORY = "nova-rescue"
 #: Repository of the empty image the root-disk probe creates its container
 #: from; removed at once, and swept at the next start if that was cut short.
 ROOT_DISK_PROBE_REPOSITORY = "nova-root-disk-probe"
@@ -76,6 +88,41 @@ def config_drive_volume(instance_uuid: str) -> str:
 def config_drive_loader(instance_uuid: str) -> str:
     """The never-started container the drive is copied in through."""
     return f"nova-config-drive-loader-{instance_uuid}"
+
+
+def rescue_name(instance_uuid: str) -> str:
+    """The container that runs a rescue shell on the instance's filesystem
+    (or a rescue image) in its sandbox, while the instance's is stopped."""
+    return f"nova-rescue-{instance_uuid}"
+
+
+def rescued_name(instance_uuid: str) -> str:
+    """The instance's stopped container, renamed aside while unrescue makes
+    its successor (removed once that exists)."""
+    return f"nova-rescued-{instance_uuid}"
+
+
+def rescue_tools_volume(instance_uuid: str) -> str:
+    """The named volume that brings the driver's static busybox into the
+    rescue container (a volume, so that no commit keeps it)."""
+    return f"nova-rescue-tools-{instance_uuid}"
+
+
+def rescue_labels(instance_uuid: str, host: str) -> dict[str, str]:
+    return {RESCUE_OF_LABEL: instance_uuid, RESCUE_HOST_LABEL: host}
+
+
+def rescue_selector(host: str) -> dict[str, str]:
+    """Labels that select every rescue container this compute host made."""
+    return {RESCUE_HOST_LABEL: host}
+
+
+def rescue_image_ref(instance_uuid: str) -> str:
+    return f"{RESCUE_REPOSITORY}:{instance_uuid}"
+
+
+def unrescue_image_ref(instance_uuid: str) -> str:
+    return f"{RESCUE_REPOSITORY}:{instance_uuid}-unrescue"
 
 
 def config_drive_labels(instance_uuid: str, host: str) -> dict[str, str]:

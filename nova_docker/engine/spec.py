@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,6 +60,19 @@ IPV6_SYSCTLS = {
     "net.ipv6.conf.all.disable_ipv6": "0",
     "net.ipv6.conf.default.disable_ipv6": "0",
 }
+#: The engine's own read-only paths (its default, which setting any list
+#: replaces), and the files it bind-mounts from its data root into every
+#: container: written there, they would grow outside the writable layer
+#: that root-disk limits count, so the instance gets them read-only.  Its
+#: hostname and resolvers are Neutron's anyway.
+ENGINE_READONLY_PATHS = (
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+)
+ENGINE_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 #: The healthcheck test that turns off the one the image declares.
 HEALTHCHECK_OFF = "NONE"
 NS_PER_SECOND = 1_000_000_000
@@ -136,6 +150,14 @@ class ContainerSpec:
             "healthcheck": dict(self.healthcheck),
             "detach": True,
         }
+
+    def host_config_extra(self) -> dict[str, Any]:
+        """HostConfig fields the SDK has no argument for."""
+        if self.privileged:
+            # The engine refuses read-only paths for a privileged
+            # container, which could remount them anyway.
+            return {}
+        return {"ReadonlyPaths": [*ENGINE_READONLY_PATHS, *ENGINE_FILES]}
 
     def host_config_kwargs(self) -> dict[str, Any]:
         return {
@@ -224,6 +246,9 @@ class SandboxSpec:
             "detach": True,
         }
 
+    def host_config_extra(self) -> dict[str, Any]:
+        return {}
+
     def host_config_kwargs(self) -> dict[str, Any]:
         driver, max_size, max_files = SANDBOX_LOG
         return {
@@ -260,6 +285,9 @@ class VolumeLoaderSpec:
             "command": ["/nonexistent"],
             "detach": True,
         }
+
+    def host_config_extra(self) -> dict[str, Any]:
+        return {}
 
     def host_config_kwargs(self) -> dict[str, Any]:
         return {"binds": [f"{self.volume}:{self.path}:rw"], "network_mode": "none"}
@@ -381,6 +409,42 @@ def flavor_problems(memory_mb: int, extra_specs: Mapping[str, str]) -> list[str]
             % {"unknown": ", ".join(unknown), "known": ", ".join(KNOWN_EXTRA_SPECS)}
         )
     return problems
+
+
+def block_device_problems(
+    volumes: int, ephemeral_gb: Iterable[int], swap_mb: int
+) -> list[str]:
+    """Why the block devices Nova asks for cannot be given (pure): a
+    container has only its filesystem, so Cinder volumes (a boot from
+    volume, ``--block-device``), ephemeral disks and swap have nowhere to
+    go.  Nova's own sizes: a swap of 0 MB, or an ephemeral of 0 GB, is none."""
+    problems = []
+    if volumes:
+        problems.append(
+            _("%d volume(s) requested: nova-docker attaches no volumes") % volumes
+        )
+    sizes = [size for size in ephemeral_gb if size]
+    if sizes:
+        problems.append(
+            _("ephemeral disks of %s GB requested: a container has no disks")
+            % ", ".join(str(size) for size in sizes)
+        )
+    if swap_mb:
+        problems.append(
+            _("a swap disk of %d MB requested: a container's memory limit has no swap")
+            % swap_mb
+        )
+    return problems
+
+
+def accelerator_problems(accelerators: int) -> list[str]:
+    """Why Cyborg's accelerators (a flavor's ``accel:device_profile``)
+    cannot be given (pure): the driver passes no device into a container."""
+    if not accelerators:
+        return []
+    return [
+        _("%d accelerator(s) requested: nova-docker attaches no devices") % accelerators
+    ]
 
 
 def privileged_requested(extra_specs: Mapping[str, str], allowed: bool) -> bool:

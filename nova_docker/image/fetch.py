@@ -75,21 +75,30 @@ class ImageFetcher:
         :raises nova.exception.FlavorDiskSmallerThanImage: the image is cached
             and expands to more than the flavor's root disk.
         """
+        return self.ensure_inspected(context, image_meta, instance)[0]
+
+    def ensure_inspected(
+        self, context: Any, image_meta: Any, instance: Any = None
+    ) -> tuple[str, dict[str, Any]]:
+        """:meth:`ensure`, with the engine's inspect of the image, so that
+        a boot need not ask for it again."""
         image_id = image_meta.id
         check_container_format(image_meta)
         ref = naming.glance_image_ref(image_id)
         root_disk = root_disk_bytes(instance)
-        if self._cached(ref, root_disk):
-            return ref
+        found = self._cached(ref, root_disk)
+        if found is not None:
+            return ref, found
         with lockutils.lock(f"nova-docker-image-{image_id}"):
             # Another boot may have loaded it while we waited.
-            if self._cached(ref, root_disk):
-                return ref
+            found = self._cached(ref, root_disk)
+            if found is not None:
+                return ref, found
             LOG.info(
                 "Loading Glance image %s into the engine", image_id, instance=instance
             )
             self._load(context, image_id, ref, self._budget(root_disk))
-        return ref
+        return ref, self._engine.inspect_image(ref)
 
     def prefetch(self, context: Any, image_id: str) -> bool:
         """Load ``image_id`` ahead of any boot; False if it was cached."""
@@ -99,17 +108,18 @@ class ImageFetcher:
         self.ensure(context, image_meta)
         return True
 
-    def _cached(self, ref: str, root_disk: int) -> bool:
+    def _cached(self, ref: str, root_disk: int) -> dict[str, Any] | None:
+        """The image's inspect when the engine has it, else None."""
         try:
             image = self._engine.inspect_image(ref)
         except exception.ImageNotCached:
-            return False
+            return None
         expanded = expanded_bytes(image)
         if root_disk and expanded is not None and expanded > root_disk:
             raise nova_exception.FlavorDiskSmallerThanImage(
                 flavor_size=root_disk, image_size=expanded
             )
-        return True
+        return image
 
     def _budget(self, root_disk: int) -> layers.Budget:
         if root_disk and root_disk < self._max_expanded_bytes:

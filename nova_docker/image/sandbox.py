@@ -154,6 +154,11 @@ class SandboxImage:
         with self._lock:
             self._id = None
 
+    def busybox(self) -> bytes:
+        """The static busybox sandboxes are built from (a rescue brings it
+        into its container); SandboxUnavailable says why there is none."""
+        return self._read_busybox()
+
     def _find_or_build(self) -> str:
         if self._configured:
             return self._image_id(

@@ -34,6 +34,9 @@ _NAME_LEN = model.NIC_NAME_LEN
 #: How many of the VIF id's characters Nova's device names keep.
 _ID_CHARS = 11
 _DEFAULT_DST = {4: "0.0.0.0/0", 6: "::/0"}
+#: The metadata service's address, as guests (cloud-init) ask for it.
+METADATA_DST = "169.254.169.254/32"
+_METADATA_IP = ipaddress.ip_address("169.254.169.254")
 
 VifLike = Mapping[str, Any]
 
@@ -162,12 +165,40 @@ def _mtu(vif: VifLike) -> int | None:
     return int(mtu) if mtu else None
 
 
-def link_plan(vif: VifLike, name: str, default_families: Iterable[int]) -> LinkPlan:
+def serves_metadata(vif: VifLike) -> bool:
+    """Whether Neutron's DHCP would route the metadata address over this
+    VIF: it has an IPv4 subnet with DHCP enabled.  ML2/OVN's DHCP gives
+    such a subnet's guests a route to 169.254.169.254 via the network's
+    metadata port, whose namespace on every chassis holds that address."""
+    return any(
+        ipaddress.ip_network(s["cidr"], strict=False).version == 4
+        and (s.get("meta") or {}).get("enable_dhcp")
+        for s in _subnets(vif)
+    )
+
+
+def routes_metadata(vifs: Iterable[VifLike]) -> bool:
+    """Whether a subnet's own host routes already lead to the metadata
+    address (an operator's route wins over the one the driver adds)."""
+    return any(
+        not route.is_default
+        and route.version == 4
+        and _METADATA_IP in ipaddress.ip_network(route.dst)
+        for vif in vifs
+        for subnet in _subnets(vif)
+        for route in _host_routes(subnet)
+    )
+
+
+def link_plan(
+    vif: VifLike, name: str, default_families: Iterable[int], metadata: bool = False
+) -> LinkPlan:
     """Plan one VIF as interface ``name``.
 
     ``default_families`` says for which IP versions this link carries the
     default route (its subnet's gateway); any other default, including a
     ``0.0.0.0/0`` host route, is dropped so the container has one per family.
+    ``metadata`` adds an on-link route to the metadata address.
     """
     families = set(default_families)
     addresses: list[Address] = []
@@ -180,6 +211,8 @@ def link_plan(vif: VifLike, name: str, default_families: Iterable[int]) -> LinkP
             routes.append(Route(_DEFAULT_DST[version], gateway, version))
             families.discard(version)
         routes.extend(r for r in _host_routes(subnet) if not r.is_default)
+    if metadata:
+        routes.append(Route(METADATA_DST, None, 4))
     return LinkPlan(
         vif_id=vif["id"],
         ifname=name,
@@ -208,20 +241,25 @@ def _nameservers(network_info: Sequence[VifLike]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def build(network_info: Sequence[VifLike]) -> NetworkPlan:
+def build(network_info: Sequence[VifLike], metadata_route: bool = False) -> NetworkPlan:
     """Plan every VIF of an instance, in ``network_info`` order.
 
     The VIF at position N becomes ``ethN``.  For each IP version, the first
     VIF whose subnet has a gateway gets the only default route of that
-    family; every subnet's host routes are kept.  Nameservers are all
+    family; every subnet's host routes are kept.  With ``metadata_route``,
+    the first VIF that :func:`serves_metadata` also gets an on-link route
+    to it, unless a host route already leads there.  Nameservers are all
     subnets' DNS servers, first seen first.
     """
     unclaimed = {4, 6}
+    wants_metadata = metadata_route and not routes_metadata(network_info)
     links = []
     for index, vif in enumerate(network_info):
         claims = unclaimed & _gateway_families(vif)
         unclaimed -= claims
-        links.append(link_plan(vif, ifname(index), claims))
+        metadata = wants_metadata and serves_metadata(vif)
+        wants_metadata = wants_metadata and not metadata
+        links.append(link_plan(vif, ifname(index), claims, metadata))
     return NetworkPlan(
         links=tuple(links),
         nameservers=_nameservers(network_info),

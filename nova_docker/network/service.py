@@ -57,10 +57,18 @@ class InstanceNetworks:
         self._target_of = target_of
         self._ports = ports
 
-    def plug(self, instance: Any, network_info: Sequence[VifLike] | None) -> None:
+    def plug(
+        self,
+        instance: Any,
+        network_info: Sequence[VifLike] | None,
+        known: tuple[str, int] | None = None,
+    ) -> None:
+        """Plug the ports into the namespace ``known`` (container ID and
+        init PID) when the caller has it (a sandbox it just started), else
+        into the one found."""
         if not network_info:
             return
-        target = self._target(instance)
+        target = self._target(instance, known)
         if target is None:
             LOG.debug(
                 "Container not running; ports are plugged when it starts",
@@ -99,9 +107,11 @@ class InstanceNetworks:
         self._plugger.unplug_one(instance, vif)
         self._ports.remove(instance.uuid, vif["id"])
 
-    def _target(self, instance: Any) -> nova_docker.privsep.netns.NetnsTarget | None:
+    def _target(
+        self, instance: Any, known: tuple[str, int] | None = None
+    ) -> nova_docker.privsep.netns.NetnsTarget | None:
         """Pin the namespace to plug into, once: container ID and init PID."""
-        found = self._target_of(instance)
+        found = known or self._target_of(instance)
         if not found:
             return None
         container_id, pid = found

@@ -108,15 +108,19 @@ class VifPlugger:
         none (``[docker] ovs_datapath_type``).
     :param ovsdb_config: returns os-vif's ``[os_vif_ovs]`` settings; called
         on first use, once ``os_vif.initialize()`` has registered them.
+    :param metadata_route: give the container an on-link route to the
+        metadata service (``[docker] metadata_route``).
     """
 
     def __init__(
         self,
         datapath_type: str = "system",
         ovsdb_config: Callable[[], Any] | None = None,
+        metadata_route: bool = False,
     ) -> None:
         self._datapath_type = datapath_type
         self._ovsdb_config = ovsdb_config
+        self._metadata_route = metadata_route
         self._switch: ovsdb_lib.BaseOVS | None = None
 
     def plug(
@@ -131,7 +135,7 @@ class VifPlugger:
         """
         with _wrapped("plan", _ids(network_info)):
             vifs = [_hydrate(vif) for vif in network_info]
-            net_plan = plan.build(vifs)
+            net_plan = plan.build(vifs, self._metadata_route)
         for vif, link in zip(vifs, net_plan.links, strict=True):
             self._plug(instance, vif, link, target)
         return net_plan
@@ -154,8 +158,15 @@ class VifPlugger:
             mac = str(vif["address"]).lower()
             mine = [name for name, addr in present.items() if addr == mac]
             name = ifname or (mine[0] if mine else _free_ifname(present))
-            defaults = (4, 6) if name == plan.ifname(0) else ()
-            link = plan.link_plan(vif, name, defaults)
+            first = name == plan.ifname(0)
+            defaults = (4, 6) if first else ()
+            metadata = (
+                first
+                and self._metadata_route
+                and plan.serves_metadata(vif)
+                and not plan.routes_metadata([vif])
+            )
+            link = plan.link_plan(vif, name, defaults, metadata)
         self._plug(instance, vif, link, target)
         return link
 

@@ -145,11 +145,15 @@ def busybox_tarball() -> bytes:
 
 
 def containers_of_host(client: docker.APIClient, host: str) -> list[dict]:
-    """Every container a compute host made: its instances' and their
-    network sandboxes, stopped ones too."""
+    """Every container a compute host made: its instances', their network
+    sandboxes and rescue containers, stopped ones too."""
     return [
         found
-        for selector in (naming.host_selector, naming.sandbox_selector)
+        for selector in (
+            naming.host_selector,
+            naming.sandbox_selector,
+            naming.rescue_selector,
+        )
         for found in client.containers(
             all=True,
             filters={"label": [f"{k}={v}" for k, v in selector(host).items()]},
@@ -168,6 +172,17 @@ def containers_of_instance(client: docker.APIClient, instance_uuid: str) -> list
     ]
 
 
+def _images_of(labels: dict[str, str]) -> list[str]:
+    """The images the driver made for a container's instance, which a test
+    that does not destroy it leaves: a rescue's, and an unrescued (or moved)
+    instance's own."""
+    rescued = labels.get(naming.RESCUE_OF_LABEL)
+    if rescued:
+        return [naming.rescue_image_ref(rescued), naming.unrescue_image_ref(rescued)]
+    instance = labels.get(naming.UUID_LABEL)
+    return [naming.migration_image_ref(instance)] if instance else []
+
+
 class Tracker:
     """Remembers what a test made on the engine and removes exactly that."""
 
@@ -180,6 +195,7 @@ class Tracker:
         for host in self.host_labels:
             for c in containers_of_host(self.client, host):
                 self.client.remove_container(c["Id"], force=True, v=True)
+                self.images += _images_of(c.get("Labels") or {})
             # Config drives' volumes outlive a container that was not
             # destroyed through the driver.
             selector = {"label": f"{naming.HOST_LABEL}={host}"}

@@ -30,13 +30,16 @@ from nova_docker_aio.services.keystone import Keystone
 from nova_docker_aio.services.mariadb import MariaDB
 from nova_docker_aio.services.neutron import Neutron
 from nova_docker_aio.services.nova import Nova
+from nova_docker_aio.services.ovn_metadata import MetadataAgent
 from nova_docker_aio.services.ovs import OpenVSwitch
 from nova_docker_aio.services.placement import Placement
 from nova_docker_aio.services.rabbitmq import RabbitMQ
+from nova_docker_aio.services.serialproxy import SerialProxy
 
 #: Every cloud's database and API services.
 CORE: tuple[Service, ...] = (MariaDB(), Keystone(), Glance(), Placement())
-#: Only in a cloud with Neutron: the shared switch, the cloud's OVN, Neutron.
+#: Only in a cloud with Neutron: the shared switch, the cloud's OVN, Neutron
+#: and its metadata agent (on host 1's chassis: see :mod:`.ovn_metadata`).
 NETWORK: tuple[Service, ...] = (
     OpenVSwitch(),
     ovn.Database("nb"),
@@ -44,9 +47,11 @@ NETWORK: tuple[Service, ...] = (
     ovn.Northd(),
     ovn.Controller(),
     Neutron(),
+    MetadataAgent(),
 )
-#: The compute side, last: it needs everything above.
-COMPUTE: tuple[Service, ...] = (Nova(),)
+#: The compute side, last: it needs everything above; then the proxy of
+#: its servers' serial consoles.
+COMPUTE: tuple[Service, ...] = (Nova(), SerialProxy())
 
 
 def table(with_neutron: bool, hosts: int = 1) -> tuple[Service, ...]:
@@ -61,7 +66,8 @@ def table(with_neutron: bool, hosts: int = 1) -> tuple[Service, ...]:
     network: tuple[Service, ...] = ()
     if with_neutron:
         controllers = (ovn.Controller(i, hosts) for i in range(1, hosts + 1))
-        *switching, _controller, neutron = NETWORK
-        network = (*switching, ovn.Underlay(hosts), *controllers, neutron)
+        *switching, _controller, neutron, metadata = NETWORK
+        network = (*switching, ovn.Underlay(hosts), *controllers, neutron, metadata)
     engines = tuple(PrivateEngine(i) for i in range(1, hosts + 1))
-    return (*CORE, RabbitMQ(), *network, *engines, *nova_hosts.table(hosts))
+    nova = nova_hosts.table(hosts)
+    return (*CORE, RabbitMQ(), *network, *engines, *nova, SerialProxy(hosts))

@@ -21,8 +21,9 @@ tells it (one worker).  The "first worker" election and the start time go to
 files in the temp dir keyed by the parent PID, so each cloud gets its own
 temp dir.  The OVN maintenance worker is not run: nothing here needs its
 periodic repairs, and it would cost another Neutron process.  There is no
-message bus and no agent; Nova hears of plugged ports through its
-external-events API (the ``[nova]`` user).
+message bus; the only agent is OVN's metadata agent (:mod:`.ovn_metadata`),
+which talks to OVN's southbound database.  Nova hears of plugged ports
+through its external-events API (the ``[nova]`` user).
 
 Its bootstrap makes the networks DevStack makes, each step finding before
 it creates, so ``up`` twice changes nothing:
@@ -100,6 +101,12 @@ class Neutron(Service):
             lambda: default_networks(layout, ranges),
             layout.log(self.name),
         )
+        ctx.once(
+            self.name,
+            "metadata ports",
+            lambda: metadata_ports(layout),
+            layout.log(self.name),
+        )
         say(
             f"  [neutron] public {ranges.public} (host {ranges.host_address} on "
             f"{layout.bridge('ext')}), private {ranges.private} and {ranges.private6}"
@@ -111,7 +118,7 @@ def config_files(layout: Layout) -> tuple[Path, Path]:
 
 
 def config(layout: Layout, secrets: dict[str, str], paste: str) -> str:
-    """ML2/OVN, no message bus, no agents."""
+    """ML2/OVN, no message bus."""
     return ini.render(
         {
             "DEFAULT": {
@@ -157,7 +164,8 @@ def ml2_config(layout: Layout) -> str:
                 "ovn_nb_connection": f"unix:{layout.ovn_socket('nb')}",
                 "ovn_sb_connection": f"unix:{layout.ovn_socket('sb')}",
                 "ovn_l3_scheduler": "leastloaded",
-                "ovn_metadata_enabled": "false",
+                # A metadata port per network, for the metadata agent.
+                "ovn_metadata_enabled": "true",
                 "enable_distributed_floating_ip": "false",
             },
         }
@@ -290,6 +298,21 @@ def _open_demo_ports(demo: Connection) -> None:
                 port_range_max=port,
                 ether_type=ether,
             )
+
+
+def metadata_ports(layout: Layout) -> None:
+    """Give every network a metadata port.
+
+    ML2/OVN makes one with each new network; a cloud made before the
+    metadata service ran has networks without.  Any update of a
+    DHCP-enabled subnet makes ML2/OVN add its network's port (as its
+    maintenance task would); the SDK sends no unchanged attribute, so this
+    is a plain PUT of the subnet's own description.
+    """
+    admin = clouds_yaml.connect(layout, clouds_yaml.ADMIN_CLOUD)
+    for subnet in admin.network.subnets(ip_version=4, is_dhcp_enabled=True):
+        body = {"subnet": {"description": subnet.description or ""}}
+        admin.network.put(f"/subnets/{subnet.id}", json=body).raise_for_status()
 
 
 def default_networks(layout: Layout, ranges: Ranges) -> None:

@@ -61,7 +61,9 @@ class Nova(Service):
     catalog = ("compute", "/v2.1")
 
     def ports(self, ctx: Context) -> tuple[str, ...]:
-        return ("nova",) if ctx.with_neutron else ("nova", "null-network")
+        if ctx.with_neutron:
+            return ("nova", "nova-metadata")
+        return ("nova", "null-network")
 
     def ensure_installed(self, ctx: Context) -> None:
         if ctx.driver == "docker":
@@ -100,7 +102,10 @@ class Nova(Service):
 
 
 def _network(
-    layout: Layout, client: Mapping[str, str], switch_db: str | None
+    layout: Layout,
+    client: Mapping[str, str],
+    switch_db: str | None,
+    metadata_secret: str,
 ) -> dict[str, dict[str, str]]:
     """Nova's ``[neutron]`` and the driver's plugging options; without
     Neutron, the null network's."""
@@ -112,10 +117,30 @@ def _network(
             **client,
             "ovs_bridge": layout.bridge("int"),
             "default_floating_pool": "public",
+            # Requests come through Neutron's metadata agent, which says
+            # which instance asks, signed with this secret.
+            "service_metadata_proxy": "true",
+            "metadata_proxy_shared_secret": metadata_secret,
         },
         "os_vif_ovs": {"ovsdb_connection": switch_db},
         "nova_docker_privileged": {"helper_command": helper},
         "vif_plug_ovs_privileged": {"helper_command": helper},
+    }
+
+
+def serial_console(layout: Layout) -> dict[str, str]:
+    """Nova's ``[serial_console]``: every compute host's console ports on
+    loopback, from the cloud's own range, reached through the cloud's
+    ``nova-serialproxy`` (see :mod:`.serialproxy`)."""
+    first, stop = layout.serial_port_range()
+    proxy = layout.port("serialproxy")
+    return {
+        "enabled": "true",
+        "port_range": f"{first}:{stop}",
+        "proxyclient_address": "127.0.0.1",
+        "base_url": f"ws://127.0.0.1:{proxy}/",
+        "serialproxy_host": "127.0.0.1",
+        "serialproxy_port": str(proxy),
     }
 
 
@@ -166,7 +191,7 @@ def config(
             "keystone_authtoken": ini.authtoken(layout, "nova", secrets["nova"]),
             "placement": client,
             "glance": {"region_name": ini.REGION, "valid_interfaces": "public"},
-            **_network(layout, client, switch_db),
+            **_network(layout, client, switch_db, secrets["metadata"]),
             # Neutron lets only a service (a request carrying a service
             # token) delete or rebind a compute port.
             "service_user": {
@@ -177,6 +202,7 @@ def config(
             "oslo_concurrency": {"lock_path": str(layout.lock_dir("nova"))},
             "oslo_messaging_notifications": {"driver": "noop"},
             "vnc": {"enabled": "false"},
+            "serial_console": serial_console(layout),
             "docker": docker,
         }
     )
@@ -250,7 +276,9 @@ def start_process(
         str(layout.ready_file(name)),
         *extra_args,
     ]
-    if not with_neutron:
+    if with_neutron:
+        argv += ["--metadata-port", str(layout.port("nova-metadata"))]
+    else:
         argv += ["--null-network-port", str(layout.port("null-network"))]
     pidfile = layout.pidfile(name)
     tmp = layout.tmp_dir(name)

@@ -73,8 +73,21 @@ def config(ctx: Context) -> str:
     )
 
 
-def compute_config(layout: Layout, index: int, with_neutron: bool) -> str:
-    """What compute host ``index`` sets over ``nova.conf`` (pure)."""
+def serial_ports(layout: Layout, index: int, hosts: int) -> str:
+    """Compute host ``index``'s share of the cloud's serial console ports
+    (``start:stop``): every host listens on loopback, so two hosts picking
+    the same free port at once must not be possible."""
+    first, stop = layout.serial_port_range()
+    share = (stop - first) // hosts
+    start = first + share * (index - 1)
+    return f"{start}:{start + share}"
+
+
+def compute_config(
+    layout: Layout, index: int, with_neutron: bool, hosts: int = 1
+) -> str:
+    """What compute host ``index`` of ``hosts`` sets over ``nova.conf``
+    (pure); the rest of ``[serial_console]`` is nova.conf's."""
     state = layout.data_dir(compute_name(index))
     sections: dict[str, dict[str, str]] = {
         "DEFAULT": {
@@ -84,6 +97,7 @@ def compute_config(layout: Layout, index: int, with_neutron: bool) -> str:
         },
         "docker": {"api_url": engine_host.api_url(layout, index)},
         "oslo_concurrency": {"lock_path": str(layout.lock_dir(compute_name(index)))},
+        "serial_console": {"port_range": serial_ports(layout, index, hosts)},
     }
     if with_neutron:
         sections["neutron"] = {"ovs_bridge": ovn.integration_bridge(layout, index)}
@@ -156,14 +170,15 @@ class NovaApi(Service):
     catalog = nova.Nova.catalog
 
     def ports(self, ctx: Context) -> tuple[str, ...]:
-        return ("nova",)
+        # The same process as a one-host cloud's Nova serves the same ports.
+        return nova.Nova().ports(ctx)
 
     def configs(self, ctx: Context) -> dict[Path, str]:
         layout = ctx.layout
         paste = tools.data_file("nova/api-paste.ini").read_text()
         files = {layout.nova_conf: config(ctx), layout.nova_paste: paste}
         for index in range(1, ctx.hosts + 1):
-            text = compute_config(layout, index, ctx.with_neutron)
+            text = compute_config(layout, index, ctx.with_neutron, ctx.hosts)
             files[compute_conf(layout, index)] = text
         return files
 

@@ -37,7 +37,14 @@ def test_every_dependency_names_a_service_of_the_table() -> None:
 
 def test_a_cloud_without_neutron_runs_no_network_service() -> None:
     names = [s.name for s in services.table(with_neutron=False)]
-    assert names == ["mariadb", "keystone", "glance", "placement", "nova"]
+    assert names == [
+        "mariadb",
+        "keystone",
+        "glance",
+        "placement",
+        "nova",
+        "nova-serialproxy",
+    ]
 
 
 def test_every_port_a_service_takes_has_an_offset() -> None:

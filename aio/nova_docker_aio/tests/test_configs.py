@@ -13,21 +13,14 @@
 import configparser
 from pathlib import Path
 
-from nova_docker_aio import secret
 from nova_docker_aio.layout import Layout
 from nova_docker_aio.services import glance
 from nova_docker_aio.services import keystone
 from nova_docker_aio.services import nova
 from nova_docker_aio.services import placement
-
-LAYOUT = Layout(Path("/state"), 30000)
-SECRETS = {name: f"pw-{name}" for name in secret.NAMES}
-
-
-def _parse(text: str) -> configparser.RawConfigParser:
-    parser = configparser.RawConfigParser()
-    parser.read_string(text)
-    return parser
+from nova_docker_aio.tests.conf_support import LAYOUT
+from nova_docker_aio.tests.conf_support import SECRETS
+from nova_docker_aio.tests.conf_support import parse as _parse
 
 
 def _nova(driver: str, switch_db: str | None = None) -> configparser.RawConfigParser:

@@ -17,23 +17,17 @@ import os
 from pathlib import Path
 
 from nova_docker_aio import external
-from nova_docker_aio import secret
 from nova_docker_aio.layout import Layout
 from nova_docker_aio.services import neutron
 from nova_docker_aio.services import nova
 from nova_docker_aio.services import ovn
 from nova_docker_aio.services import ovs
+from nova_docker_aio.tests.conf_support import LAYOUT
+from nova_docker_aio.tests.conf_support import SECRETS
+from nova_docker_aio.tests.conf_support import parse as _parse
 
-LAYOUT = Layout(Path("/state"), 30000)
 OTHER = Layout(Path("/tmp/nova-docker-e2e-x"), 30100)
-SECRETS = {name: f"pw-{name}" for name in secret.NAMES}
 SWITCH_DB = "unix:/run/nova-docker-aio/ovs/db.sock"
-
-
-def _parse(text: str) -> configparser.RawConfigParser:
-    parser = configparser.RawConfigParser()
-    parser.read_string(text)
-    return parser
 
 
 def _nova() -> configparser.RawConfigParser:

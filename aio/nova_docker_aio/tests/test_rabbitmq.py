@@ -29,6 +29,7 @@ from oslo_messaging import conffixture
 
 from nova_docker_aio import host
 from nova_docker_aio import procs
+from nova_docker_aio.layout import PORT_SPAN
 from nova_docker_aio.layout import Layout
 from nova_docker_aio.private import free_port_base
 from nova_docker_aio.services import rabbitmq
@@ -38,7 +39,7 @@ from nova_docker_aio.services.base import Context
 PIDFILES = ("rabbitmq", "rabbitmq-beam", "rabbitmq-epmd")
 #: Clear of the launcher's default (25000) and the e2e clouds' (25100 on),
 #: and spread so that concurrent runs rarely probe the same range first.
-FIRST_PORT_BASE = 26000 + 10 * random.randrange(100)
+FIRST_PORT_BASE = 26000 + PORT_SPAN * random.randrange(100)
 ROOT_COOKIE = Path.home() / ".erlang.cookie"
 
 

@@ -21,7 +21,10 @@ shell idles, trapping TERM.  What the drive holds is read inside the
 container through the host's engine; the rest goes over the APIs, as a
 user (an admin only makes flavors and reads faults).  The drive's tests
 run in file order on that one server, as test_cloud's do, and the last of
-them deletes it; the flavors' tests boot servers of their own.
+them deletes it.  Inside it, the same comes from the metadata service at
+169.254.169.254 (Neutron's OVN metadata agent in front of Nova's metadata
+API, as the all-in-one cloud runs them).  The flavors' tests boot servers
+of their own.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import openstack.exceptions
 import pytest
 
 from nova_docker.engine import naming
@@ -50,6 +54,20 @@ PUBLIC_KEY = (
     " nova-docker-e2e"
 )
 ROLE = "frontend"
+#: The metadata service's address, as images (cloud-init) have it.
+METADATA_URL = "http://169.254.169.254"
+#: What both the drive and the metadata service say about the instance.
+SHARED_META = (
+    "uuid",
+    "name",
+    "hostname",
+    "project_id",
+    "availability_zone",
+    "launch_index",
+    "meta",
+    "public_keys",
+    "keys",
+)
 #: Where the user data writes its marker.
 RAN_FILE = "/etc/user-data-ran"
 RAN = "user data ran:"
@@ -124,6 +142,19 @@ def _read(cloud: Cloud, server_id: str, path: str) -> bytes:
     code, out = _run(cloud, server_id, f"cat {path}")
     assert code == 0, f"cannot read {path} in the container"
     return out
+
+
+def _fetch(cloud: Cloud, server_id: str, path: str) -> bytes:
+    """``path`` from the metadata service, fetched inside the container
+    with the image's own ``wget``, as a guest would."""
+
+    # The first request may come before the agent has finished the
+    # network's proxy: the port is bound while the server boots.
+    def answered() -> bytes:
+        code, out = _run(cloud, server_id, f"wget -qO- {METADATA_URL}{path}")
+        return out if code == 0 else b""
+
+    return support.eventually(answered, f"{METADATA_URL}{path}", support.TIMEOUT)
 
 
 def _idle_console(servers: support.Servers, server: Any) -> str:
@@ -222,6 +253,40 @@ def test_the_user_data_ran_at_the_first_start(
     assert NO_USER_DATA not in console
     ran = _read(cloud, configured.server.id, RAN_FILE)
     assert ran.decode().strip() == configured.marker
+
+
+def test_the_metadata_service_answers_what_the_drive_holds(
+    cloud: Cloud, configured: Configured
+) -> None:
+    server = configured.server
+    served = json.loads(_fetch(cloud, server.id, "/openstack/latest/meta_data.json"))
+    drive = json.loads(_read(cloud, server.id, f"{LATEST}/meta_data.json"))
+
+    assert served["uuid"] == server.id
+    assert {k: served[k] for k in SHARED_META} == {k: drive[k] for k in SHARED_META}
+    # As for any guest: the boot's admin password is on the drive only.
+    assert "admin_pass" not in served
+    user_data = _fetch(cloud, server.id, "/openstack/latest/user_data")
+    assert user_data == configured.user_data
+    for path in ("vendor_data.json", "vendor_data2.json", "network_data.json"):
+        json.loads(_fetch(cloud, server.id, f"/openstack/latest/{path}"))
+
+
+def test_the_metadata_service_answers_the_ec2_paths(
+    cloud: Cloud, configured: Configured
+) -> None:
+    conn, server = configured.servers.conn, configured.server
+    (port,) = conn.network.ports(device_id=server.id)
+    v4 = [ip["ip_address"] for ip in port.fixed_ips if "." in ip["ip_address"]]
+
+    def ec2(path: str) -> str:
+        return _fetch(cloud, server.id, f"/2009-04-04/{path}").decode()
+
+    assert ec2("meta-data/instance-id").startswith("i-")
+    assert ec2("meta-data/local-ipv4") in v4
+    assert ec2("meta-data/hostname").split(".")[0] == server.name
+    assert ec2("meta-data/public-keys/0/openssh-key").strip() == PUBLIC_KEY
+    assert ec2("user-data").encode() == configured.user_data
 
 
 def test_the_drive_is_read_only_on_a_volume_of_its_own(
@@ -332,3 +397,28 @@ def test_a_flavor_no_container_can_run_fails_the_build_with_why(
         assert retried not in message, message
     assert "Traceback" not in message
     assert cloud.containers_of(server.id) == []
+
+
+@pytest.mark.parametrize(
+    ("what", "extra"),
+    [
+        # Nova's API takes at most 65535 bytes of base64 user data.
+        ("user data", {"user_data": base64.b64encode(b"#" * 65536).decode()}),
+        # A property's value is at most 255 characters.
+        ("a property", {"metadata": {"big": "x" * 256}}),
+    ],
+)
+def test_oversized_configuration_is_refused_by_novas_own_limits(
+    user_conn, seed_image, what: str, extra: dict
+) -> None:
+    """Refused by Nova's API with its own message, before any server
+    exists: nothing the driver does loosens the API's limits."""
+    servers = support.Servers(user_conn, seed_image)
+    before = {s.id for s in user_conn.compute.servers()}
+    try:
+        with pytest.raises(openstack.exceptions.BadRequestException) as refused:
+            _create(servers, **extra)
+        assert "Invalid input" in str(refused.value), (what, refused.value)
+        assert {s.id for s in user_conn.compute.servers()} == before
+    finally:
+        servers.delete_all()

@@ -206,6 +206,49 @@ class FlavorRefusalTestCase(base.DriverTestCase):
         instance = self.spawn(image, self.make_instance(flavor=other))
         self.assertEqual(64, self.container(instance)["HostConfig"]["PidsLimit"])
 
+    def test_volumes_ephemeral_disks_and_swap_fail_at_once(self):
+        """Block devices as Nova's compute manager hands them to spawn (a
+        boot from volume, a flavor's ephemeral disk and swap): named in the
+        fault, refused before anything is fetched or made."""
+        image = self.make_image()
+        asked = {
+            "root_device_name": "/dev/vda",
+            "block_device_mapping": [
+                {"mount_device": "/dev/vda", "boot_index": 0, "connection_info": {}}
+            ],
+            "ephemerals": [{"num": 0, "size": 2, "device_name": "/dev/vdb"}],
+            "swap": {"swap_size": 512, "device_name": "/dev/vdc"},
+        }
+        with self.assertRaises(nova_exception.BuildAbortException) as caught:
+            self.spawn(image, block_device_info=asked)
+        message = str(caught.exception)
+        self.assertIn("1 volume(s) requested", message)
+        self.assertIn("ephemeral disks of 2 GB", message)
+        self.assertIn("swap disk of 512 MB", message)
+        self.assertEqual(0, self.glance.downloads[image.id])
+        self.assertEqual([], self.our_containers())
+
+    def test_an_accelerator_fails_at_once(self):
+        """Cyborg's ARQs as Nova hands them to spawn."""
+        image = self.make_image()
+        arq = {"uuid": "a1", "device_profile_name": "gpu", "attach_handle_type": "PCI"}
+        with self.assertRaises(nova_exception.BuildAbortException) as caught:
+            self.spawn(image, accel_info=[arq])
+        self.assertIn("1 accelerator(s) requested", str(caught.exception))
+        self.assertEqual([], self.our_containers())
+
+    def test_block_device_info_without_devices_boots(self):
+        """What Nova passes for a plain flavor: no swap, no ephemerals, no
+        volumes."""
+        none_asked = {
+            "root_device_name": "/dev/vda",
+            "block_device_mapping": [],
+            "ephemerals": [],
+            "swap": None,
+        }
+        instance = self.spawn(self.make_image(), block_device_info=none_asked)
+        self.assertTrue(self.container(instance)["State"]["Running"])
+
 
 class AdminPasswordTestCase(base.DriverTestCase):
     """Root's password through the image's own chpasswd, or a refusal."""

@@ -104,20 +104,38 @@ class ImageFaultTestCase(base.DriverTestCase):
         self.assertIn(repr("/zz/yy/..\x00/MARK"), error.format_message())
         self.assertEqual([], self.our_containers())
 
+    def test_a_leftover_container_is_replaced(self):
+        """A container of the instance's name (an interrupted build's) is
+        found by the create's conflict, removed, and the create made again."""
+        ref = engine_support.build_image(self.client)
+        self.tracker.images.append(ref)
+        instance = self.make_instance()
+        name = naming.container_name(instance.uuid)
+        labels = {naming.HOST_LABEL: self.host}
+        leftover = self.client.create_container(ref, name=name, labels=labels)["Id"]
+
+        self.spawn(self.make_image(), instance)
+
+        self.assertNotEqual(leftover, self.container(instance)["Id"])
+        self.assertIn("Removed a leftover container", self.stdlog.logger.output)
+
     def test_a_name_taken_meanwhile_is_no_fault_of_the_image(self):
         # Another create of this container wins the race between the
-        # removal of leftovers and this create.
+        # removal of a leftover and the create made again.
         engine = self.driver._engine
         remove = engine.remove_container
         ref = engine_support.build_image(self.client)
         self.tracker.images.append(ref)
+        instance = self.make_instance()
+        name = naming.container_name(instance.uuid)
+        labels = {naming.HOST_LABEL: self.host}
+        self.client.create_container(ref, name=name, labels=labels)
         raced = []
 
-        def remove_then_lose_the_race(name: str) -> bool:
-            removed = remove(name)
-            if not raced:
+        def remove_then_lose_the_race(removed_name: str) -> bool:
+            removed = remove(removed_name)
+            if removed_name == name and not raced:
                 raced.append(name)
-                labels = {naming.HOST_LABEL: self.host}
                 self.client.create_container(ref, name=name, labels=labels)
             return removed
 
@@ -126,8 +144,13 @@ class ImageFaultTestCase(base.DriverTestCase):
                 engine, "remove_container", side_effect=remove_then_lose_the_race
             )
         )
-        error = self.assertRaises(exception.EngineError, self.spawn, self.make_image())
+        error = self.assertRaises(
+            exception.EngineError, self.spawn, self.make_image(), instance
+        )
         self.assertIn("already in use", error.format_message())
+        # Not the image's fault: no BuildAbortException, so Nova may
+        # reschedule.
+        self.assertNotIsInstance(error, nova_exception.BuildAbortException)
 
     def test_a_good_image_still_boots_with_its_injected_files(self):
         instance = self.spawn(self.image(), injected_files=[("/etc/motd", b"hello\n")])

@@ -128,6 +128,33 @@ class SecureDefaultsTestCase(base.DriverTestCase):
         expected = int(ENGINE_DEFAULT_CAPS, 16) & ~dropped
         self.assertEqual(expected, int(self.status_of(instance)["CapEff"], 16))
 
+    def test_the_engines_own_files_cannot_fill_the_host(self):
+        """/etc/hosts, /etc/hostname and /etc/resolv.conf are files on the
+        engine's data root, outside the writable layer the root-disk limits
+        count: root in the container appends to none of them, reads all of
+        them, and /proc/sys stays read-only as the engine's default has it.
+        """
+        script = (
+            "for f in /etc/hosts /etc/hostname /etc/resolv.conf /proc/sys/kernel/"
+            'hostname; do echo x >> $f 2>/dev/null; echo "$f=$?"; done; '
+            "cat /etc/hosts > /dev/null && echo read-ok; echo done-writing; "
+            "sleep 600"
+        )
+        command = f"/bin/sh -c '{script}'"
+        image = self.make_image(properties={"os_command_line": command})
+        instance = self.spawn(image)
+
+        def output() -> str:
+            return self.driver.get_console_output(self.ctxt, instance)
+
+        waiting.until(lambda: "done-writing" in output(), "the write attempts")
+        for path in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf"):
+            self.assertIn(f"{path}=1", output())
+        self.assertIn("/proc/sys/kernel/hostname=1", output())
+        self.assertIn("read-ok", output())
+        readonly = self.container(instance)["HostConfig"]["ReadonlyPaths"]
+        self.assertIn("/proc/sysrq-trigger", readonly)
+
     def test_a_privileged_flavor_is_refused_unless_the_host_allows_it(self):
         privileged = flavor(**{"docker:privileged": "true"})
         instance = self.make_instance(flavor=privileged)

@@ -94,21 +94,23 @@ class SpawnTestCase(base.DriverTestCase):
 
     def test_an_image_pruned_between_load_and_create_is_loaded_again(self):
         image = self.make_image()
-        ensure = self.driver._fetcher.ensure
+        ensure = self.driver._fetcher.ensure_inspected
         ensured = []
 
         def ensure_then_prune(*args, **kwargs):
-            ref = ensure(*args, **kwargs)
+            ref, found = ensure(*args, **kwargs)
             if not ensured:
                 # What an operator's `docker image prune -a` does at the
                 # wrong moment: the engine forgets the image just loaded.
                 self.client.remove_image(ref, force=True)
             ensured.append(ref)
-            return ref
+            return ref, found
 
         self.useFixture(
             fixtures.MockPatchObject(
-                self.driver._fetcher, "ensure", side_effect=ensure_then_prune
+                self.driver._fetcher,
+                "ensure_inspected",
+                side_effect=ensure_then_prune,
             )
         )
         instance = self.spawn(image)

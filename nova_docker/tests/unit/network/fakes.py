@@ -29,8 +29,11 @@ def subnet(
     gateway: str | None = None,
     dns: Sequence[str] = (),
     routes: Sequence[tuple[str, str]] = (),
+    dhcp: bool = False,
 ) -> model.Subnet:
+    # Nova keeps the subnet's enable_dhcp in its meta, as here.
     return model.Subnet(
+        enable_dhcp=dhcp,
         cidr=cidr,
         ips=[model.FixedIP(address=ip) for ip in ips],
         gateway=model.IP(gateway, type="gateway") if gateway else None,

@@ -157,3 +157,55 @@ def test_link_plan_for_an_attached_port_can_skip_defaults():
 
     assert link.ifname == "eth3"
     assert defaults(link) == []
+
+
+# -- the route to the metadata service ---------------------------------------
+
+METADATA = plan.Route("169.254.169.254/32", None, 4)
+
+
+def dhcp_vif(vif_id: str = fakes.VIF_ID, **kwargs) -> model.VIF:
+    v4 = fakes.subnet("10.0.0.0/24", ["10.0.0.5"], "10.0.0.1", dhcp=True, **kwargs)
+    return fakes.vif([v4], vif_id=vif_id)
+
+
+def test_metadata_is_on_link_over_the_first_port_with_a_dhcp_ipv4_subnet():
+    no_dhcp = fakes.dual_stack()
+    with_dhcp = dhcp_vif(fakes.OTHER_ID)
+
+    eth0, eth1 = plan.build([no_dhcp, with_dhcp], metadata_route=True).links
+
+    assert METADATA not in eth0.routes
+    assert METADATA in eth1.routes
+
+
+def test_only_one_port_routes_metadata():
+    eth0, eth1 = plan.build(
+        [dhcp_vif(), dhcp_vif(fakes.OTHER_ID)], metadata_route=True
+    ).links
+
+    assert METADATA in eth0.routes
+    assert METADATA not in eth1.routes
+
+
+def test_no_metadata_route_unless_asked():
+    (eth0,) = plan.build([dhcp_vif()]).links
+
+    assert METADATA not in eth0.routes
+
+
+def test_a_subnet_host_route_to_metadata_wins_over_the_on_link_one():
+    routed = dhcp_vif(routes=[("169.254.169.254/32", "10.0.0.3")])
+
+    (eth0,) = plan.build([routed], metadata_route=True).links
+
+    assert METADATA not in eth0.routes
+    assert plan.Route("169.254.169.254/32", "10.0.0.3", 4) in eth0.routes
+
+
+def test_a_dhcp_ipv6_subnet_alone_gives_no_metadata_route():
+    v6 = fakes.subnet("fd00:1::/64", ["fd00:1::5"], "fd00:1::1", dhcp=True)
+
+    (eth0,) = plan.build([fakes.vif([v6])], metadata_route=True).links
+
+    assert METADATA not in eth0.routes
