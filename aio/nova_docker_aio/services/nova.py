@@ -288,6 +288,9 @@ def start_process(
         "TMPDIR": str(tmp),
         **(extra_env or {}),
     }
+    # A ready file left by a process that did not stop cleanly (the machine
+    # went down) would say ready before the new process listens.
+    layout.ready_file(name).unlink(missing_ok=True)
     procs.spawn(argv, pidfile, layout.log(name), env)
     what = f"{name} under {runner}"
     procs.wait_for(layout.ready_file(name).exists, pidfile, timeout, what)

@@ -13,6 +13,9 @@
 import configparser
 from pathlib import Path
 
+import pytest
+
+from nova_docker_aio import procs
 from nova_docker_aio.layout import Layout
 from nova_docker_aio.services import glance
 from nova_docker_aio.services import keystone
@@ -78,3 +81,17 @@ def test_nova_reads_the_operators_local_conf_after_its_own(tmp_path: Path) -> No
     layout.nova_local_conf.parent.mkdir(parents=True)
     layout.nova_local_conf.write_text("[DEFAULT]\n")
     assert nova.config_files(layout) == "api-paste.ini;nova.conf;local.conf"
+
+
+def test_a_stale_ready_file_does_not_make_a_new_nova_ready(tmp_path: Path) -> None:
+    """A machine that went down leaves Nova's ready file: the next start
+    waits for its own process, which here exits at once, and says so."""
+    layout = Layout(tmp_path, 30000)
+    layout.ready_file("nova").parent.mkdir(parents=True)
+    layout.ready_file("nova").write_text("ready\n")
+
+    with pytest.raises(procs.ProcessError, match="exited during start-up"):
+        nova.start_process(
+            layout, with_neutron=False, runner="nova_docker_aio.no_such_runner"
+        )
+    assert not layout.ready_file("nova").exists()
