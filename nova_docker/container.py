@@ -148,14 +148,12 @@ def _block_device_problems(block_device_info: Any) -> list[str]:
     """What of Nova's block device info no container can have."""
     if not block_device_info:
         return []
-    swap = virt_driver.block_device_info_get_swap(block_device_info)
     return spec_mod.block_device_problems(
         volumes=len(virt_driver.block_device_info_get_mapping(block_device_info)),
         ephemeral_gb=[
             e.get("size") or 0
             for e in virt_driver.block_device_info_get_ephemerals(block_device_info)
         ],
-        swap_mb=(swap or {}).get("swap_size") or 0,
     )
 
 
@@ -369,6 +367,7 @@ class Containers:
                 **naming.root_disk_labels(flavor.root_gb * units.Gi),
             },
             memory_bytes=flavor.memory_mb * 1024 * 1024,
+            swap_bytes=(flavor.swap or 0) * 1024 * 1024,
             vcpus=flavor.vcpus,
             pids_limit=limits.pids,
             nofile=limits.nofile,

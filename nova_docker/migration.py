@@ -164,6 +164,7 @@ def limits_for(flavor: Any, pids_limit: int) -> dict[str, int]:
         hostname="",
         labels={},
         memory_bytes=flavor.memory_mb * units.Mi,
+        swap_bytes=(flavor.swap or 0) * units.Mi,
         vcpus=flavor.vcpus,
         pids_limit=pids_limit,
     )

@@ -109,6 +109,9 @@ class ContainerSpec:
     vcpus: int
     pids_limit: int
     command: tuple[str, ...] | None = None
+    #: The flavor's swap: how much of the host's swap space the container
+    #: may use on top of its memory (none when the host has none).
+    swap_bytes: int = 0
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
     privileged: bool = False
     security_opt: tuple[str, ...] = (NO_NEW_PRIVILEGES,)
@@ -162,8 +165,8 @@ class ContainerSpec:
     def host_config_kwargs(self) -> dict[str, Any]:
         return {
             "mem_limit": self.memory_bytes,
-            # Equal to mem_limit: no swap beyond the flavor's RAM.
-            "memswap_limit": self.memory_bytes,
+            # Memory plus the flavor's swap: no swap beyond what it gives.
+            "memswap_limit": self.memory_bytes + self.swap_bytes,
             "cpu_period": CPU_PERIOD_US,
             "cpu_quota": self.vcpus * CPU_PERIOD_US,
             "cpu_shares": self.vcpus * CPU_SHARES_PER_VCPU,
@@ -411,13 +414,12 @@ def flavor_problems(memory_mb: int, extra_specs: Mapping[str, str]) -> list[str]
     return problems
 
 
-def block_device_problems(
-    volumes: int, ephemeral_gb: Iterable[int], swap_mb: int
-) -> list[str]:
+def block_device_problems(volumes: int, ephemeral_gb: Iterable[int]) -> list[str]:
     """Why the block devices Nova asks for cannot be given (pure): a
     container has only its filesystem, so Cinder volumes (a boot from
-    volume, ``--block-device``), ephemeral disks and swap have nowhere to
-    go.  Nova's own sizes: a swap of 0 MB, or an ephemeral of 0 GB, is none."""
+    volume, ``--block-device``) and ephemeral disks have nowhere to go.  An
+    ephemeral of 0 GB is none.  (A flavor's swap is no device here: it is
+    the container's swap limit.)"""
     problems = []
     if volumes:
         problems.append(
@@ -428,11 +430,6 @@ def block_device_problems(
         problems.append(
             _("ephemeral disks of %s GB requested: a container has no disks")
             % ", ".join(str(size) for size in sizes)
-        )
-    if swap_mb:
-        problems.append(
-            _("a swap disk of %d MB requested: a container's memory limit has no swap")
-            % swap_mb
         )
     return problems
 

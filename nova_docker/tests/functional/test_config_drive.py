@@ -29,6 +29,7 @@ from nova import exception as nova_exception
 from nova import objects
 from nova.api.metadata import base as instance_metadata
 from nova.network import model as network_model
+from oslo_utils import units
 
 from nova_docker import configdrive
 from nova_docker.engine import naming
@@ -206,9 +207,9 @@ class FlavorRefusalTestCase(base.DriverTestCase):
         instance = self.spawn(image, self.make_instance(flavor=other))
         self.assertEqual(64, self.container(instance)["HostConfig"]["PidsLimit"])
 
-    def test_volumes_ephemeral_disks_and_swap_fail_at_once(self):
+    def test_volumes_and_ephemeral_disks_fail_at_once(self):
         """Block devices as Nova's compute manager hands them to spawn (a
-        boot from volume, a flavor's ephemeral disk and swap): named in the
+        boot from volume, a flavor's ephemeral disk): named in the
         fault, refused before anything is fetched or made."""
         image = self.make_image()
         asked = {
@@ -224,7 +225,7 @@ class FlavorRefusalTestCase(base.DriverTestCase):
         message = str(caught.exception)
         self.assertIn("1 volume(s) requested", message)
         self.assertIn("ephemeral disks of 2 GB", message)
-        self.assertIn("swap disk of 512 MB", message)
+        self.assertNotIn("swap", message)
         self.assertEqual(0, self.glance.downloads[image.id])
         self.assertEqual([], self.our_containers())
 
@@ -236,6 +237,24 @@ class FlavorRefusalTestCase(base.DriverTestCase):
             self.spawn(image, accel_info=[arq])
         self.assertIn("1 accelerator(s) requested", str(caught.exception))
         self.assertEqual([], self.our_containers())
+
+    def test_a_flavors_swap_is_the_containers_swap_limit(self):
+        """A flavor's swap, which Nova also hands spawn as a swap device,
+        lets the container use that much of the host's swap: memory plus
+        swap is its limit."""
+        swap = objects.Flavor(
+            name="s", flavorid="s", memory_mb=64, vcpus=1, root_gb=0,
+            ephemeral_gb=0, swap=512, extra_specs={},
+        )  # fmt: skip
+        asked = {"swap": {"swap_size": 512, "device_name": "/dev/vdb"}}
+        instance = self.spawn(
+            self.make_image(),
+            self.make_instance(flavor=swap),
+            block_device_info=asked,
+        )
+        host = self.container(instance)["HostConfig"]
+        self.assertEqual(64 * units.Mi, host["Memory"])
+        self.assertEqual((64 + 512) * units.Mi, host["MemorySwap"])
 
     def test_block_device_info_without_devices_boots(self):
         """What Nova passes for a plain flavor: no swap, no ephemerals, no

@@ -65,15 +65,14 @@ def test_too_little_memory_and_unknown_driver_specs_are_named() -> None:
 
 
 def test_no_block_device_is_no_problem() -> None:
-    assert spec.block_device_problems(0, [0], 0) == []
+    assert spec.block_device_problems(0, [0]) == []
 
 
 def test_each_kind_of_block_device_is_named() -> None:
-    problems = spec.block_device_problems(2, [1, 0, 3], 256)
+    problems = spec.block_device_problems(2, [1, 0, 3])
     assert problems == [
         "2 volume(s) requested: nova-docker attaches no volumes",
         "ephemeral disks of 1, 3 GB requested: a container has no disks",
-        "a swap disk of 256 MB requested: a container's memory limit has no swap",
     ]
 
 

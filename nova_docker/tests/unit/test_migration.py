@@ -61,21 +61,23 @@ def test_the_transient_image_is_found_again_from_instance_and_migration():
 
 
 def flavor(**fields) -> types.SimpleNamespace:
-    defaults = {"memory_mb": 512, "vcpus": 2, "extra_specs": {}}
+    defaults = {"memory_mb": 512, "vcpus": 2, "swap": 0, "extra_specs": {}}
     return types.SimpleNamespace(**{**defaults, **fields})
 
 
 def test_limits_are_those_a_container_of_the_flavor_is_created_with():
-    limits = migration.limits_for(flavor(), pids_limit=100)
+    limits = migration.limits_for(flavor(swap=256), pids_limit=100)
     created = spec_mod.ContainerSpec(
         name="n",
         image="i",
         hostname="h",
         labels={},
         memory_bytes=512 * 1024 * 1024,
+        swap_bytes=256 * 1024 * 1024,
         vcpus=2,
         pids_limit=100,
     ).host_config_kwargs()
+    assert created["memswap_limit"] == (512 + 256) * 1024 * 1024
     assert limits == {
         "Memory": created["mem_limit"],
         "MemorySwap": created["memswap_limit"],
