@@ -46,7 +46,9 @@ CONF = cfg.CONF
 def make_instance(ctxt: context.RequestContext, index: int) -> objects.Instance:
     # Built by hand: Nova's test helpers import nova.tests, which patches the
     # process with eventlet and breaks in-process pyroute2.
-    flavor = objects.Flavor(memory_mb=64, vcpus=1, root_gb=0, extra_specs={})
+    flavor = objects.Flavor(
+        memory_mb=64, vcpus=1, root_gb=0, ephemeral_gb=0, swap=0, extra_specs={}
+    )
     return objects.Instance(
         ctxt,
         id=index,
