@@ -227,14 +227,6 @@ class Rescues:
         self._bring_up = bring_up
         self._power_on = power_on
 
-    def console_container(self, instance: Any) -> str:
-        """The container a console of the instance reaches: the rescue
-        container while there is one, else the instance's own."""
-        name = naming.rescue_name(instance.uuid)
-        if self._find(name) is not None:
-            return name
-        return naming.container_name(instance.uuid)
-
     def console_target(self, instance: Any) -> tuple[str, bool] | None:
         """The rescue container a console reaches, and whether it runs;
         None when the instance has none."""
@@ -464,7 +456,7 @@ class Rescues:
         uuid = instance.uuid
         self._engine.remove_container(naming.rescue_name(uuid))
         self._engine.remove_volume(naming.rescue_tools_volume(uuid))
-        for ref in (naming.rescue_image_ref(uuid), naming.unrescue_image_ref(uuid)):
+        for ref in naming.rescue_image_refs(uuid):
             self._forget_image(instance, ref)
 
     def _forget_image(self, instance: Any, ref: str) -> None:

@@ -104,7 +104,7 @@ def _remove_rescue_images(client: docker.APIClient, found: dict) -> list[str]:
     if not rescued:
         return []
     removed = []
-    for ref in (naming.rescue_image_ref(rescued), naming.unrescue_image_ref(rescued)):
+    for ref in naming.rescue_image_refs(rescued):
         if client.images(name=ref):
             client.remove_image(ref, force=True)
             removed.append(ref)

@@ -125,6 +125,11 @@ def unrescue_image_ref(instance_uuid: str) -> str:
     return f"{RESCUE_REPOSITORY}:{instance_uuid}-unrescue"
 
 
+def rescue_image_refs(instance_uuid: str) -> tuple[str, str]:
+    """Every image a rescue of the instance may leave until it is done."""
+    return rescue_image_ref(instance_uuid), unrescue_image_ref(instance_uuid)
+
+
 def config_drive_labels(instance_uuid: str, host: str) -> dict[str, str]:
     return {CONFIG_DRIVE_OF_LABEL: instance_uuid, HOST_LABEL: host}
 

@@ -178,7 +178,7 @@ def _images_of(labels: dict[str, str]) -> list[str]:
     instance's own."""
     rescued = labels.get(naming.RESCUE_OF_LABEL)
     if rescued:
-        return [naming.rescue_image_ref(rescued), naming.unrescue_image_ref(rescued)]
+        return list(naming.rescue_image_refs(rescued))
     instance = labels.get(naming.UUID_LABEL)
     return [naming.migration_image_ref(instance)] if instance else []
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,14 +97,10 @@ class MetadataAgent(Service):
 
 
 def ensure_installed() -> None:
-    if not _which("haproxy"):
+    # The agent finds haproxy on root's PATH, which has the sbin dirs.
+    if not shutil.which("haproxy", path="/usr/sbin:/usr/bin"):
         with host.no_service_starts():
             host.apt_install(("haproxy",), why="the metadata service's proxy")
-
-
-def _which(program: str) -> bool:
-    # The agent finds haproxy on root's PATH, which has the sbin dirs.
-    return any(Path(d, program).exists() for d in ("/usr/sbin", "/usr/bin"))
 
 
 def state_dir(layout: Layout) -> Path:

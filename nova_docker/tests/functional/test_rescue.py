@@ -160,8 +160,8 @@ class RescueTestCase(base.DriverTestCase):
         self.assertEqual("", labels[naming.HOST_LABEL])
         self.assertEqual([self.instance.uuid], self.driver.list_instance_uuids())
         self.assertEqual(
-            naming.rescue_name(self.instance.uuid),
-            self.driver._rescues.console_container(self.instance),
+            (naming.rescue_name(self.instance.uuid), True),
+            self.driver._rescues.console_target(self.instance),
         )
 
     def test_unrescue_keeps_the_changes_and_runs_the_original_command(self):
