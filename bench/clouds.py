@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The two clouds a run compares: this driver, and Nova's fake driver.
 
 Each is a :class:`~nova_docker_aio.private.PrivateCloud` (own state dir
@@ -161,7 +173,14 @@ class Clouds:
                 base,
                 # No Neutron in either cloud: servers boot with --nic none,
                 # and Nova's floor is measured on the same kind of cloud.
-                up_args=("--driver", driver, "--no-neutron", "--hosts", str(hosts)),
+                up_args=(
+                    "--driver",
+                    driver,
+                    "--no-neutron",
+                    "--no-dashboard",
+                    "--hosts",
+                    str(hosts),
+                ),
                 up_timeout=UP_TIMEOUT,
                 keep_logs=keep_logs / f"{driver}{label}" if keep_logs else None,
             )

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """6. Delete: N servers deleted (N requests, 10 at a time, as a user's
 script would) until their containers are gone, against N raw ``rm -f`` in
 parallel.  On the fake cloud, until Nova lists none of them: Nova's floor.
@@ -27,9 +39,7 @@ def _containers_gone(ctx: Context, cloud: BenchCloud, ids: list[str]) -> None:
             for selector in (naming.host_selector, naming.sandbox_selector)
             for c in ctx.engine.api.containers(
                 all=True,
-                filters={
-                    "label": [f"{k}={v}" for k, v in selector(cloud.host).items()]
-                },
+                filters={"label": naming.label_filters(selector(cloud.host))},
             )
         ]
         owners = {

@@ -356,6 +356,7 @@ class Containers:
                 )
         name = naming.container_name(instance.uuid)
         limits = self.task_limits(flavor)
+        root_gb = spec_mod.root_disk_gb_for(flavor.root_gb, opts.unsized_root_disk_gb)
         return spec_mod.ContainerSpec(
             name=name,
             image=image_ref,
@@ -364,7 +365,7 @@ class Containers:
                 **naming.container_labels(
                     instance.uuid, instance.name, instance.project_id, self._host
                 ),
-                **naming.root_disk_labels(flavor.root_gb * units.Gi),
+                **naming.root_disk_labels(root_gb * units.Gi),
             },
             memory_bytes=flavor.memory_mb * 1024 * 1024,
             swap_bytes=(flavor.swap or 0) * 1024 * 1024,
@@ -391,7 +392,7 @@ class Containers:
                 opts.allow_image_healthcheck,
                 opts.healthcheck_min_interval,
             ),
-            root_disk_gb=flavor.root_gb if self._root_disk_quota else 0,
+            root_disk_gb=root_gb if self._root_disk_quota else 0,
         )
 
     # -- power ------------------------------------------------------------

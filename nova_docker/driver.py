@@ -886,6 +886,7 @@ def container_options(opts: Any) -> container.ContainerOptions:
             metadata_as_env=opts.metadata_as_env,
             allow_image_healthcheck=opts.allow_image_healthcheck,
             healthcheck_min_interval=opts.healthcheck_min_interval,
+            unsized_root_disk_gb=opts.max_image_expanded_gb,
         ),
         stop_timeout=opts.stop_timeout,
         console_max_bytes=opts.console_log_max_bytes,

@@ -20,7 +20,12 @@ option), so at start a probe asks the engine for exactly that on a
 throwaway container.  Where it refuses (overlay2 on ext4), a thread
 measures every instance's writable layer in one listing, every
 ``[docker] root_disk_audit_interval`` seconds, and logs or stops those past
-the limit their container was created with (its root-disk label).
+the limit their container was created with (its root-disk label).  A flavor
+without a root disk (``root_gb`` = 0) gets ``[docker] max_image_expanded_gb``
+as its limit, by quota or audit alike (:func:`spec.root_disk_gb_for`).
+
+A resize on the same host keeps the limit the container was created with:
+``docker update`` changes neither a container's quota nor its labels.
 """
 
 from __future__ import annotations
@@ -117,7 +122,7 @@ def storage_of(info: Mapping[str, Any]) -> str:
 
 def limit_of(labels: Mapping[str, str]) -> int | None:
     """The root disk a container was created with; None when it records
-    none (made by an older driver, or a flavor without a root disk)."""
+    none (made by a driver older than the audit)."""
     try:
         limit = int(labels.get(naming.ROOT_DISK_BYTES_LABEL, ""))
     except ValueError:

@@ -1,4 +1,16 @@
 #!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 # Make sure a Docker Engine answers on this machine, installing Debian's
 # docker.io and starting dockerd by hand when needed (these hosts may have no
 # systemd).  Also installs the few host packages the tests and demo build
@@ -35,6 +47,9 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 # quotas) and on btrfs, made in a loop-mounted file.
 command -v mkfs.xfs >/dev/null || missing+=(xfsprogs)
 command -v mkfs.btrfs >/dev/null || missing+=(btrfs-progs)
+# The dashboard's end-to-end test drives a real browser.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"

@@ -25,6 +25,7 @@ from nova_docker_aio import clouds_yaml
 from nova_docker_aio import engine
 from nova_docker_aio import host
 from nova_docker_aio import procs
+from nova_docker_aio import secret
 from nova_docker_aio import steps
 from nova_docker_aio import tools
 from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
@@ -36,14 +37,16 @@ from nova_docker_aio.layout import PORT_OFFSETS
 from nova_docker_aio.layout import STATE_ENV
 from nova_docker_aio.layout import Layout
 from nova_docker_aio.layout import resolve
+from nova_docker_aio.services import dashboard
 from nova_docker_aio.services import engine_host
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nova-docker-aio",
-        description="A single-node OpenStack (Keystone, Glance, Placement, "
-        "Nova with the Docker driver) on loopback ports.",
+        description="An all-in-one OpenStack (Keystone, Glance, Placement, "
+        "Nova with the Docker driver, Neutron and the dashboard) on loopback "
+        "ports.",
     )
     parser.add_argument(
         "--state-dir",
@@ -79,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
             "clouds with the fake driver have no Neutron)",
         )
         cmd.add_argument(
+            "--no-dashboard",
+            dest="with_dashboard",
+            action="store_false",
+            help="do not run the OpenStack dashboard (Horizon); an up "
+            "without this flag runs it again",
+        )
+        cmd.add_argument(
             "--hosts",
             type=int,
             help="compute hosts, each with its own Docker Engine and OVN "
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         help="restart a Nova process, e.g. after editing etc/nova/local.conf: "
         "nova (API, conductor, scheduler and compute share one process), or in "
         "a cloud of several hosts nova-api, nova-conductor, nova-scheduler, "
-        "nova-compute-<i>",
+        "nova-compute-<i>; or the dashboard",
     )
     restart.add_argument("service")
     sub.add_parser("status", help="which services run, where, and their logs")
@@ -121,22 +131,40 @@ def _use_hint(layout: Layout) -> str:
     )
 
 
+def _dashboard_hint(layout: Layout) -> str:
+    """Where the dashboard is and how to log in, when it runs."""
+    if not cloud.has_dashboard(layout):
+        return ""
+    password = secret.load_or_create(layout)["demo"]
+    return (
+        f"Dashboard: {dashboard.url(layout)}  (user demo, password "
+        f"{password}, domain Default; the admin's is in {layout.clouds_yaml})\n"
+    )
+
+
+def _up(layout: Layout, args: argparse.Namespace) -> float:
+    return cloud.up(
+        layout, args.driver, args.with_neutron, args.hosts, args.with_dashboard
+    )
+
+
 def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
-    seconds = cloud.up(layout, args.driver, args.with_neutron, args.hosts)
-    print(f"The cloud is up in {seconds:.1f}s. Use it with:\n{_use_hint(layout)}")
+    seconds = _up(layout, args)
+    print(f"The cloud is up in {seconds:.1f}s.")
+    print(f"{_dashboard_hint(layout)}Use it with:\n{_use_hint(layout)}")
     return 0
 
 
 def cmd_demo(layout: Layout, args: argparse.Namespace) -> int:
     from nova_docker_aio import demo  # noqa: PLC0415 - demo-only imports
 
-    seconds = cloud.up(layout, args.driver, args.with_neutron, args.hosts)
+    seconds = _up(layout, args)
     print(f"The cloud is up in {seconds:.1f}s.")
     try:
         demo.run(layout, cloud.has_neutron(layout))
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         raise steps.StepFailed("demo", "show", layout.log("nova"), str(exc)) from exc
-    print(f"Use the cloud with:\n{_use_hint(layout)}")
+    print(f"{_dashboard_hint(layout)}Use the cloud with:\n{_use_hint(layout)}")
     return 0
 
 
@@ -196,20 +224,23 @@ def cmd_status(layout: Layout, args: argparse.Namespace) -> int:
     computes = ", ".join(layout.host_name(i) for i in range(1, ctx.hosts + 1))
     print(f"cloud in {layout.root} (compute hosts: {computes})")
     daemons = [s for s in ctx.services if s.daemon]
-    up = 0
+    rows = []
     for service in daemons:
         pid = procs.read_pid(layout.pidfile(service.name))
         state = "stopped"
         if pid:
-            up += 1
             answers = service.healthy(ctx)
             state = f"running (pid {pid})" + ("" if answers else ", not answering")
+        rows.append((service.name, state, service.where(ctx), layout.log(service.name)))
+    up = sum(1 for _, state, _, _ in rows if state != "stopped")
+    # Columns as wide as their widest entry: names and addresses vary.
+    widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
+    for name, state, where, log in rows:
         print(
-            f"  {service.name:<14} {state:<22} {service.where(ctx):<16} "
-            f"{layout.log(service.name)}"
+            f"  {name:<{widths[0]}}  {state:<{widths[1]}}  {where:<{widths[2]}}  {log}"
         )
     if up and layout.clouds_yaml.exists():
-        print(f"Use it with:\n{_use_hint(layout)}")
+        print(f"{_dashboard_hint(layout)}Use it with:\n{_use_hint(layout)}")
     return 0 if up == len(daemons) else 3
 
 

@@ -35,6 +35,7 @@ from nova_docker_aio.layout import Layout
 from nova_docker_aio.services import nova
 from nova_docker_aio.services.base import Context
 from nova_docker_aio.services.base import Service
+from nova_docker_aio.services.dashboard import Dashboard
 from nova_docker_aio.steps import skip
 from nova_docker_aio.steps import step
 
@@ -54,8 +55,16 @@ def hosts(layout: Layout) -> int:
         return 1
 
 
-def _context(layout: Layout, driver: str, with_neutron: bool, count: int) -> Context:
-    table = services.table(with_neutron, count)
+def has_dashboard(layout: Layout) -> bool:
+    """Whether the last ``up`` started the dashboard."""
+    record = layout.dashboard_record
+    return record.exists() and record.read_text().strip() == "on"
+
+
+def _context(
+    layout: Layout, driver: str, with_neutron: bool, count: int, dashboard: bool
+) -> Context:
+    table = services.table(with_neutron, count, dashboard)
     return Context(layout, driver, with_neutron, table, hosts=count)
 
 
@@ -63,7 +72,9 @@ def context(layout: Layout) -> Context:
     """The cloud in ``layout`` as it was made."""
     record = layout.driver_record
     driver = record.read_text().strip() if record.exists() else "docker"
-    return _context(layout, driver, has_neutron(layout), hosts(layout))
+    return _context(
+        layout, driver, has_neutron(layout), hosts(layout), has_dashboard(layout)
+    )
 
 
 def service(ctx: Context, name: str) -> Service:
@@ -76,13 +87,16 @@ def up(
     driver: str = "docker",
     with_neutron: bool | None = None,
     count: int | None = None,
+    dashboard: bool = True,
 ) -> float:
     """Bring the cloud up, with ``count`` compute hosts (default: as it was
-    made, one for a new cloud); return the seconds it took."""
+    made, one for a new cloud) and the dashboard unless told otherwise;
+    return the seconds it took."""
     started = time.monotonic()
     with_neutron = _pin_network(layout, driver, with_neutron)
     count = _pin_hosts(layout, count)
-    ctx = _context(layout, driver, with_neutron, count)
+    _leave_dashboard(layout, dashboard)
+    ctx = _context(layout, driver, with_neutron, count, dashboard)
     computes = ", ".join(layout.host_name(i) for i in range(1, count + 1))
     print(
         f"nova-docker-aio: bringing up the cloud in {layout.root} "
@@ -111,10 +125,15 @@ def restart(layout: Layout, name: str) -> float:
     ctx = context(layout)
     if not service(ctx, "mariadb").running(ctx):
         raise host.HostError(f"the cloud in {layout.root} is not up")
-    restartable = [s.name for s in ctx.services if s.name.startswith("nova")]
+    restartable = [
+        s.name
+        for s in ctx.services
+        if s.name.startswith("nova") or s is _dashboard(ctx)
+    ]
     if name not in restartable:
         raise host.HostError(
-            f"{name} is not a Nova process of this cloud: {', '.join(restartable)}"
+            f"{name} is not a Nova process or the dashboard of this cloud: "
+            f"{', '.join(restartable)}"
         )
     started = time.monotonic()
     with step("config", "render service configuration"):
@@ -124,6 +143,11 @@ def restart(layout: Layout, name: str) -> float:
     restarted.stop(ctx)
     _start(ctx, restarted)
     return time.monotonic() - started
+
+
+def _dashboard(ctx: Context) -> Service | None:
+    found = [s for s in ctx.services if s.name == Dashboard.name]
+    return found[0] if found else None
 
 
 def down(layout: Layout) -> None:
@@ -245,6 +269,19 @@ def _host(ctx: Context) -> None:
     }
     wanted = {port for svc in ctx.services for port in svc.ports(ctx)}
     host.check_ports_free(ctx.layout, wanted - ours)
+
+
+def _leave_dashboard(layout: Layout, dashboard: bool) -> None:
+    """Record whether this ``up`` runs the dashboard; one that an earlier
+    ``up`` started and this one leaves out is stopped, so ``down`` (which
+    stops what the record names) never loses track of it."""
+    previous = context(layout) if layout.root.exists() else None
+    if not dashboard and previous and has_dashboard(layout):
+        ran = service(previous, Dashboard.name)
+        if ran.running(previous):
+            ran.stop(previous)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.dashboard_record.write_text("on\n" if dashboard else "off\n")
 
 
 def _pin_driver(layout: Layout, driver: str) -> None:

@@ -66,13 +66,21 @@ def write(layout: Layout, secrets: Mapping[str, str]) -> None:
         out.write(text)
 
 
+def settings(layout: Layout, cloud: str = DEMO_CLOUD) -> dict[str, Any]:
+    """The entry of ``cloud`` in this cloud's clouds.yaml, as :func:`entries`
+    wrote it: its ``auth`` holds the user's name, password and project."""
+    return yaml.safe_load(layout.clouds_yaml.read_text())["clouds"][cloud]
+
+
 def connect(layout: Layout, cloud: str = DEMO_CLOUD, **options: Any) -> Connection:
     """A connection to ``cloud`` of this cloud's clouds.yaml, whatever the
     ``OS_*`` variables say; ``options`` as openstacksdk takes them
     (``compute_api_version="2.56"``)."""
     import openstack  # noqa: PLC0415 - slow import, only when needed
 
-    settings = yaml.safe_load(layout.clouds_yaml.read_text())["clouds"][cloud]
     return openstack.connect(
-        load_yaml_config=False, load_envvars=False, **settings, **options
+        load_yaml_config=False,
+        load_envvars=False,
+        **settings(layout, cloud),
+        **options,
     )

@@ -86,12 +86,12 @@ def remove_containers_of(compute_host: str, api_url: str = DEFAULT_URL) -> list[
     selectors = (naming.host_selector, naming.rescue_selector, naming.sandbox_selector)
     with _client(api_url) as client:
         for selector in selectors:
-            labels = [f"{k}={v}" for k, v in selector(compute_host).items()]
+            labels = naming.label_filters(selector(compute_host))
             for found in client.containers(all=True, filters={"label": labels}):
                 client.remove_container(found["Id"], force=True, v=True)
                 removed.extend(name.lstrip("/") for name in found["Names"])
                 removed.extend(_remove_rescue_images(client, found))
-        labels = [f"{k}={v}" for k, v in naming.host_selector(compute_host).items()]
+        labels = naming.label_filters(naming.host_selector(compute_host))
         for volume in client.volumes(filters={"label": labels}).get("Volumes") or []:
             client.remove_volume(volume["Name"], force=True)
             removed.append(volume["Name"])

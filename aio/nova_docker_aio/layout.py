@@ -14,12 +14,14 @@
 
 Every path under a cloud's state dir is spelled here and nowhere else::
 
-    clouds.yaml  driver  network  network-index   what the cloud was made as
+    clouds.yaml  driver  network  network-index  with-dashboard
+                                                  what the cloud was made as
     done/<step>                                   one-time steps completed
     etc/secrets.json  etc/<service>/...           passwords, generated configs
     log/<service>.log                             one log per process
     run/<service>.pid  run/*.sock  run/*.ctl      pid files, sockets
-    mysql/  keystone/  glance/  nova/  neutron/  ovn/   each service's data
+    mysql/  keystone/  glance/  nova/  neutron/  ovn/  dashboard/
+                                                  each service's data
     dockerd-<i>/                                  compute host i's data root
 """
 
@@ -53,6 +55,8 @@ PORT_OFFSETS = {
     "nova-metadata": 10,
     # nova-serialproxy, the websocket end of every server's serial console.
     "serialproxy": 11,
+    # The OpenStack dashboard (Horizon) under gunicorn.
+    "dashboard": 12,
 }
 #: Clouds' port bases are this far apart (more than the offsets above).
 PORT_SPAN = 20
@@ -137,6 +141,11 @@ class Layout:
         return self.root / "network"
 
     @property
+    def dashboard_record(self) -> Path:
+        """Whether ``up`` runs the dashboard (``on``/``off``)."""
+        return self.root / "with-dashboard"
+
+    @property
     def network_index(self) -> Path:
         """The index of this cloud's address ranges (see ``external``)."""
         return self.root / "network-index"
@@ -181,6 +190,11 @@ class Layout:
         """Written anew by every ``up`` and ``restart``."""
         return self.config_dir("nova") / "nova.conf"
 
+    def nova_compute_conf(self, index: int) -> Path:
+        """What compute host ``index``'s nova-compute reads after the
+        shared files: its host name, engine and ports."""
+        return self.config_dir("nova") / f"compute-{index}.conf"
+
     @property
     def nova_paste(self) -> Path:
         return self.config_dir("nova") / "api-paste.ini"
@@ -203,6 +217,20 @@ class Layout:
     def ovn_metadata_conf(self) -> Path:
         """Neutron's OVN metadata agent's own configuration file."""
         return self.config_dir("neutron") / "ovn_metadata_agent.ini"
+
+    @property
+    def dashboard_pythonpath(self) -> Path:
+        """What the dashboard's process puts first on ``sys.path``: Horizon
+        imports its ``local.local_settings`` from there."""
+        return self.config_dir("dashboard")
+
+    @property
+    def dashboard_settings(self) -> Path:
+        return self.dashboard_pythonpath / "local" / "local_settings.py"
+
+    def dashboard_static(self, version: str) -> Path:
+        """Horizon ``version``'s collected and compressed static files."""
+        return self.data_dir("dashboard") / f"static-{version}"
 
     @property
     def logs(self) -> Path:
@@ -264,6 +292,12 @@ class Layout:
         return self.data_dir("rabbitmq") / kind
 
     @property
+    def rabbitmq_cookie(self) -> Path:
+        """The Erlang cookie the broker and its CLI share: Erlang reads it
+        from ``$HOME``, their private :meth:`rabbitmq_dir` ``home``."""
+        return self.rabbitmq_dir("home") / ".erlang.cookie"
+
+    @property
     def rabbitmq_own_pidfile(self) -> Path:
         """The pid file the broker writes itself (ours is :meth:`pidfile`)."""
         return self.run / "rabbitmq.internal.pid"
@@ -313,7 +347,32 @@ class Layout:
         after its PID in :attr:`ovn_rundir`."""
         return self.ovn_rundir / f"ovn-controller.{pid}.ctl"
 
+    @property
+    def ovn_metadata_dir(self) -> Path:
+        """The OVN metadata agent's ``state_path``, under which the agent
+        itself names the paths below."""
+        return self.data_dir("ovn-metadata")
+
+    @property
+    def ovn_metadata_socket(self) -> Path:
+        """Where the agent listens for its haproxies."""
+        return self.ovn_metadata_dir / "metadata_proxy"
+
+    @property
+    def ovn_metadata_pids(self) -> Path:
+        """The haproxies' pid files, one ``<network id>.pid.haproxy`` each."""
+        return self.ovn_metadata_dir / "external" / "pids"
+
+    @property
+    def ovn_metadata_proxy_configs(self) -> Path:
+        """The haproxies' configs, one ``<network id>.conf`` each."""
+        return self.ovn_metadata_dir / "ovn-metadata-proxy"
+
     # -- compute hosts' private engines -----------------------------------
+
+    def engine_config(self, index: int) -> Path:
+        """Compute host ``index``'s ``daemon.json``."""
+        return self.config_dir(f"dockerd-{index}") / "daemon.json"
 
     def engine_data_root(self, index: int) -> Path:
         """Compute host ``index``'s Docker data root: its images, containers
@@ -331,6 +390,10 @@ class Layout:
     def engine_socket(self, index: int) -> Path:
         """The API socket of compute host ``index``'s engine."""
         return self.engine_exec_root(index) / "docker.sock"
+
+    def engine_pidfile(self, index: int) -> Path:
+        """The pid file dockerd writes itself (ours is :meth:`pidfile`)."""
+        return self.engine_exec_root(index) / "dockerd.pid"
 
 
 def resolve(state_dir: str | None, port_base: int | None) -> Layout:

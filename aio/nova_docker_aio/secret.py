@@ -31,6 +31,8 @@ NAMES = (
     "rabbitmq",
     # Signs the metadata agent's requests to Nova's metadata API.
     "metadata",
+    # Signs the dashboard's session cookies (Django's SECRET_KEY).
+    "dashboard",
     "db_keystone",
     "db_glance",
     "db_placement",

@@ -27,6 +27,7 @@ import importlib
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,9 +53,10 @@ def start(
     env: Mapping[str, str],
     threads: int = 8,
     timeout: float = 60,
+    ready: Callable[[], bool] | None = None,
 ) -> None:
     """Serve module ``app``'s ``application`` as ``service`` on its port;
-    return once it answers."""
+    return once it answers (or once ``ready`` says so)."""
     port = str(layout.port(service))
     argv = [
         sys.executable,
@@ -67,7 +69,8 @@ def start(
     ]
     pidfile = layout.pidfile(service)
     procs.spawn(argv, pidfile, layout.log(service), env=env)
-    procs.wait_for(lambda: answers(layout.url(service)), pidfile, timeout, service)
+    ready = ready or (lambda: answers(layout.url(service)))
+    procs.wait_for(ready, pidfile, timeout, service)
 
 
 def serve(service: str, app: str, port: int, threads: int) -> None:

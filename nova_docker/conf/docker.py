@@ -461,12 +461,17 @@ The most disk, in GB, that one image may take on the engine's storage once
 unpacked.
 
 An image is counted while it streams in from Glance, before the engine
-unpacks anything: each layer at what it expands to, so that a small tarball
-of sparse files or of compressed zeros cannot fill the host. A load past the
-limit is stopped and the boot fails with a fault that names the image, what
-was counted and the limit. When the flavor has a root disk (``root_gb`` > 0)
-that is smaller, the root disk is the limit instead. Images cached with
-``openstack aggregate cache image`` and snapshots are held to this limit too.
+unpacks anything: each layer at the larger of its bytes on the wire and what
+it expands to, so that a small tarball of sparse files or of compressed
+zeros cannot fill the host, nor a large one that inflates to nothing. A load
+past the limit is stopped and the boot fails with a fault that names the
+image, what was counted and the limit. The engine stores the archive before
+it unpacks it, so during a load it holds about the archive plus what it
+expands to, each within the limit. When the flavor has a root disk
+(``root_gb`` > 0) that is smaller, the root disk is the limit instead.
+Images cached with ``openstack aggregate cache image`` and snapshots are
+held to this limit too. It is also the root disk of an instance whose
+flavor has none (``root_gb`` = 0), by quota or audit.
 
 Possible values:
 
@@ -475,6 +480,7 @@ Possible values:
 Related options:
 
 * ``[DEFAULT] reserved_host_disk_mb``
+* ``root_disk_audit_interval``
 """,
     ),
 ]
@@ -497,8 +503,8 @@ nova-compute measures every instance's writable layer this often, in one
 engine call, and acts on those grown past their root disk as
 ``root_disk_overuse_action`` says. nova-compute logs at start which of the
 two holds on its host. Instances created by a driver older than this option
-carry no record of their root disk and are not audited, nor are flavors with
-``root_gb`` = 0.
+carry no record of their root disk and are not audited. A flavor with
+``root_gb`` = 0 gets ``max_image_expanded_gb`` as its root disk.
 
 Possible values:
 
@@ -508,6 +514,7 @@ Possible values:
 Related options:
 
 * ``root_disk_overuse_action``
+* ``max_image_expanded_gb``
 """,
     ),
     cfg.StrOpt(

@@ -351,6 +351,9 @@ class Relay:
             _send_some(end)
         if mask & selectors.EVENT_READ and not session.draining:
             data = _recv_some(end.sock, BUFFER_BYTES - len(other.pending))
+            # Active from the moment the bytes came, before they go on: the
+            # far side may act on them before this thread runs again.
+            session.last_active = self._clock()
             if data == b"":
                 if end is session.far and other.pending:
                     session.draining = True
@@ -360,7 +363,6 @@ class Relay:
             elif data:
                 other.pending += data
                 _send_some(other)
-            session.last_active = self._clock()
         if session.draining and not session.client.pending:
             self._close_session(session)
             return

@@ -37,6 +37,7 @@ import requests.exceptions
 from oslo_log import log as logging
 
 from nova_docker import exception
+from nova_docker.engine import naming
 from nova_docker.engine import spec as spec_mod
 
 #: The engine's answer to a create whose name is taken.
@@ -239,7 +240,7 @@ class Engine:
         layer; the engine then walks every such layer's files before it
         answers, so the wait is the long one of transfers.
         """
-        selectors = [f"{key}={value}" for key, value in labels.items()]
+        selectors = naming.label_filters(labels)
         api = self.bulk_api if sizes else self.api
         with self._call("list containers"):
             return api.containers(all=True, size=sizes, filters={"label": selectors})
@@ -431,7 +432,7 @@ class Engine:
     ) -> list[str]:
         """Every ``repository:tag`` the engine holds in ``repository``, of
         images carrying every one of ``labels``."""
-        selectors = [f"{key}={value}" for key, value in (labels or {}).items()]
+        selectors = naming.label_filters(labels or {})
         with self._call(f"list images of {repository}"):
             found = self.api.images(name=repository, filters={"label": selectors})
         prefix = f"{repository}:"

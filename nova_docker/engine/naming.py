@@ -175,9 +175,16 @@ def sandbox_selector(host: str) -> dict[str, str]:
     return {SANDBOX_HOST_LABEL: host}
 
 
+def label_filters(selector: dict[str, str]) -> list[str]:
+    """The engine's ``label`` filter for containers, images or volumes that
+    carry every one of ``selector``'s labels: ``["key=value", ...]``."""
+    return [f"{key}={value}" for key, value in selector.items()]
+
+
 def root_disk_labels(root_disk_bytes: int) -> dict[str, str]:
-    """The label recording a container's root disk; none for no root disk
-    (a flavor's ``root_gb`` of 0), which the audit then leaves alone."""
+    """The label recording a container's root disk, which the audit reads;
+    none for a size of 0 (the caller gives a flavor's ``root_gb`` of 0 the
+    ``[docker] max_image_expanded_gb`` limit, so every instance has one)."""
     if root_disk_bytes <= 0:
         return {}
     return {ROOT_DISK_BYTES_LABEL: str(root_disk_bytes)}

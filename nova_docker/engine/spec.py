@@ -97,6 +97,19 @@ class SpecOptions:
     log_max_files: int = 2
     allow_image_healthcheck: bool = False
     healthcheck_min_interval: int = 30
+    #: The root disk, in GB, of a flavor that sets none (``root_gb`` = 0):
+    #: ``[docker] max_image_expanded_gb``, the largest image it may boot.
+    unsized_root_disk_gb: int = 10
+
+
+def root_disk_gb_for(root_gb: int, unsized_root_disk_gb: int) -> int:
+    """The root disk a container of a flavor gets, in GB.
+
+    Nova's libvirt driver sizes a ``root_gb`` = 0 disk by its image; a
+    container's writable layer has no such size, so it gets the largest
+    image the host accepts, rather than the whole of the engine's storage.
+    """
+    return root_gb if root_gb > 0 else unsized_root_disk_gb
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +137,8 @@ class ContainerSpec:
         default_factory=lambda: {"test": [HEALTHCHECK_OFF]}
     )
     #: The engine's quota on the writable layer, in GiB (the engine reads
-    #: ``G`` as 2^30, as Nova does); 0 asks for none, for a flavor without a
-    #: root disk or an engine that cannot enforce one.
+    #: ``G`` as 2^30, as Nova does); 0 asks for none, for an engine that
+    #: cannot enforce one (see :func:`root_disk_gb_for` for ``root_gb`` 0).
     root_disk_gb: int = 0
     #: ``RLIMIT_NOFILE`` (soft and hard) of every process; 0 leaves the
     #: engine's own.

@@ -20,6 +20,14 @@ they stream past: decompressed in bounded slices, its tar headers read the
 way the engine's Go reader reads them, and every entry charged at the size
 it will have on disk.  The first charge past the limit stops the load,
 before the engine has unpacked anything.  Pure: no I/O, no CONF.
+
+A layer is charged the larger of its bytes on the wire and what it expands
+to.  ``docker load`` first stores the archive's bytes in the engine's data
+root, then unpacks each layer from there, so a layer of many empty gzip
+members (megabytes on the wire, nothing inside) costs the engine its wire
+size.  The engine's peak during a load is therefore about the archive plus
+what it expands to, each held to the limit; once loaded, the archive's copy
+is gone and what the image expands to remains.
 """
 
 from __future__ import annotations
@@ -64,7 +72,8 @@ class Budget:
             raise refuse(
                 f"it expands to more than {_gib(self.limit)} ({self.reason}): "
                 f"{_gib(self.used)} counted by layer {layer!r} when the "
-                "load was stopped"
+                "load was stopped (each layer counts the larger of its "
+                "compressed and its expanded size)"
             )
 
 
@@ -76,17 +85,23 @@ class LayerMeter:
     """Charges one layer to ``budget`` as its bytes pass :meth:`metered`.
 
     Detects the layer's compression on its first bytes, then inflates.
-    Bytes that are not a tar archive at all are charged as they are and
-    :attr:`is_tar` says so: the caller decides whether they were meant as a
-    layer (a tar that breaks off into garbage is refused at once).
+    The layer costs the larger of its bytes on the wire and what its
+    entries expand to, charged as either grows.  Bytes that are not a tar
+    archive at all are charged as they are and :attr:`is_tar` says so: the
+    caller decides whether they were meant as a layer (a tar that breaks
+    off into garbage is refused at once).
     """
 
     def __init__(self, name: str, budget: Budget) -> None:
         self.name = name
         self.budget = budget
-        self._walker = _TarWalker(name, lambda size: budget.charge(size, name))
+        self._walker = _TarWalker(name, self._expanded_by)
         self._head = b""
         self._inflate: Callable[[bytes], None] | None = None
+        #: The layer's bytes seen on the wire, and what they expand to.
+        self.wire = 0
+        self.expanded = 0
+        self._charged = 0
 
     @property
     def is_tar(self) -> bool:
@@ -95,10 +110,23 @@ class LayerMeter:
     def metered(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """``chunks`` unchanged, each charged before it is handed on."""
         for chunk in chunks:
+            self.wire += len(chunk)
+            self._settle()
             self._feed(chunk)
             yield chunk
         if self._inflate is None and self._head:
             self._walker.feed(self._head)
+
+    def _expanded_by(self, size: int) -> None:
+        self.expanded += size
+        self._settle()
+
+    def _settle(self) -> None:
+        """Charge what the layer now costs beyond what it was charged."""
+        owed = max(self.wire, self.expanded) - self._charged
+        if owed > 0:
+            self._charged += owed
+            self.budget.charge(owed, self.name)
 
     def _feed(self, data: bytes) -> None:
         if self._inflate is None:

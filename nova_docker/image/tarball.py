@@ -279,6 +279,10 @@ class _Rebuild:
         config_name = self._image_file(self._manifest["Config"])
         if config_name not in self._held:
             raise refuse(f"the image config {config_name!r} is too large")
+        if config_name in layer_names:
+            raise refuse(
+                f"manifest.json names {config_name!r} as config and as a layer"
+            )
         config = _parse_config(self._held.pop(config_name), len(layer_names))
         for layer in dict.fromkeys(layer_names):
             if layer in self._held:
@@ -295,6 +299,10 @@ class _Rebuild:
         self._edit(config)
         data = _dump(config)
         config_out = hashlib.sha256(data).hexdigest() + ".json"
+        if config_out in self._passed or config_out in self._directories:
+            # The rebuilt config's name is known in advance, so a layer can
+            # take it; two members of one name are read differently.
+            raise refuse(f"{config_out!r} takes the name of the image config")
         self._writer.file_bytes(config_out, data)
         entry = {
             "Config": config_out,
@@ -339,11 +347,19 @@ def _is_dropped(name: str) -> bool:
     return len(parts) == 2 and parts[1] in _DROPPED_PER_LAYER
 
 
-def _parse_manifest(data: bytes) -> dict[str, Any]:
+def _load_json(data: bytes, what: str) -> Any:
+    """``data`` parsed; a refusal naming ``what`` if it is not JSON or nests
+    deeper than the parser's recursion allows."""
     try:
-        entries = json.loads(data)
+        return json.loads(data)
     except ValueError as e:
-        raise refuse(f"manifest.json is not JSON: {e}") from e
+        raise refuse(f"{what} is not JSON: {e}") from e
+    except RecursionError as e:
+        raise refuse(f"{what} nests too deeply to be read") from e
+
+
+def _parse_manifest(data: bytes) -> dict[str, Any]:
+    entries = _load_json(data, "manifest.json")
     if not isinstance(entries, list) or not entries:
         raise refuse("the tarball contains no image (manifest.json lists none)")
     if len(entries) != 1:
@@ -363,10 +379,7 @@ def _parse_manifest(data: bytes) -> dict[str, Any]:
 
 
 def _parse_config(data: bytes, layer_count: int) -> dict[str, Any]:
-    try:
-        config = json.loads(data)
-    except ValueError as e:
-        raise refuse(f"the image config is not JSON: {e}") from e
+    config = _load_json(data, "the image config")
     rootfs = config.get("rootfs") if isinstance(config, dict) else None
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list):
@@ -388,4 +401,8 @@ def _parse_config(data: bytes, layer_count: int) -> dict[str, Any]:
 
 
 def _dump(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
+    try:
+        return json.dumps(document, separators=(",", ":")).encode()
+    except RecursionError as e:
+        # Parsed a little above the limit, written a little below it.
+        raise refuse("the image config nests too deeply to be written") from e

@@ -156,7 +156,7 @@ def containers_of_host(client: docker.APIClient, host: str) -> list[dict]:
         )
         for found in client.containers(
             all=True,
-            filters={"label": [f"{k}={v}" for k, v in selector(host).items()]},
+            filters={"label": naming.label_filters(selector(host))},
         )
     ]
 

@@ -65,6 +65,13 @@ def symlink(name: str, target: str) -> bytes:
     return member(name, kind=tarfile.SYMTYPE, linkname=target)
 
 
+def global_pax(records: Mapping[str, str]) -> bytes:
+    """A global PAX header (type ``g``) and its records.  Python's tarfile
+    applies its records to every later member; Go's reader returns it as an
+    entry of its own and applies none of them."""
+    return tarfile.TarInfo.create_pax_global_header(dict(records))
+
+
 def archive(*members: bytes) -> bytes:
     return b"".join(members) + END
 

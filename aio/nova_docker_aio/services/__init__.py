@@ -24,6 +24,7 @@ from __future__ import annotations
 from nova_docker_aio.services import nova_hosts
 from nova_docker_aio.services import ovn
 from nova_docker_aio.services.base import Service
+from nova_docker_aio.services.dashboard import Dashboard
 from nova_docker_aio.services.engine_host import PrivateEngine
 from nova_docker_aio.services.glance import Glance
 from nova_docker_aio.services.keystone import Keystone
@@ -54,13 +55,19 @@ NETWORK: tuple[Service, ...] = (
 COMPUTE: tuple[Service, ...] = (Nova(), SerialProxy())
 
 
-def table(with_neutron: bool, hosts: int = 1) -> tuple[Service, ...]:
-    """A cloud's services, in start order.
+def table(
+    with_neutron: bool, hosts: int = 1, dashboard: bool = False
+) -> tuple[Service, ...]:
+    """A cloud's services, in start order; the dashboard last, with it.
 
     With several compute hosts, Nova's services talk over a private
     RabbitMQ, and each host has its own engine and (with Neutron) its own
     OVN chassis, tunnelled to the others over the cloud's underlay.
     """
+    return (*_cloud(with_neutron, hosts), *((Dashboard(),) if dashboard else ()))
+
+
+def _cloud(with_neutron: bool, hosts: int) -> tuple[Service, ...]:
     if hosts == 1:
         return (*CORE, *(NETWORK if with_neutron else ()), *COMPUTE)
     network: tuple[Service, ...] = ()

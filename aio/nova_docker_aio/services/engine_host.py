@@ -86,10 +86,6 @@ def api_url(layout: Layout, index: int) -> str:
     return f"unix://{layout.engine_socket(index)}"
 
 
-def config_path(layout: Layout, index: int) -> Path:
-    return layout.config_dir(f"dockerd-{index}") / "daemon.json"
-
-
 def cgroup_parent(layout: Layout, index: int) -> str:
     """Its containers' parent cgroup (cgroupfs driver: a path from each
     hierarchy's root), distinct per cloud and host, so one host's
@@ -103,7 +99,7 @@ def daemon_config(layout: Layout, index: int) -> dict[str, object]:
     return {
         "data-root": str(layout.engine_data_root(index)),
         "exec-root": str(exec_root),
-        "pidfile": str(exec_root / "dockerd.pid"),
+        "pidfile": str(layout.engine_pidfile(index)),
         "hosts": [api_url(layout, index)],
         "bridge": "none",
         # Several engines must not fight over the DOCKER chains; there are
@@ -136,7 +132,7 @@ def command(layout: Layout, index: int) -> list[str]:
     here, not in the config."""
     dockerd = shutil.which("dockerd") or "dockerd"
     argv = ["unshare", "--net", "--", dockerd]
-    argv.append(f"--config-file={config_path(layout, index)}")
+    argv.append(f"--config-file={layout.engine_config(index)}")
     driver = storage_driver(layout.engine_data_root(index))
     if driver:
         argv.append(f"--storage-driver={driver}")
@@ -166,7 +162,7 @@ class PrivateEngine(Service):
 
     def configs(self, ctx: Context) -> dict[Path, str]:
         config = daemon_config(ctx.layout, self.index)
-        return {config_path(ctx.layout, self.index): json.dumps(config, indent=2)}
+        return {ctx.layout.engine_config(self.index): json.dumps(config, indent=2)}
 
     def start(self, ctx: Context) -> None:
         layout = ctx.layout

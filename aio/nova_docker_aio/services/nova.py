@@ -203,6 +203,9 @@ def config(
             "oslo_messaging_notifications": {"driver": "noop"},
             "vnc": {"enabled": "false"},
             "serial_console": serial_console(layout),
+            # The proxy lets a browser in only from its own host name: a
+            # dashboard opened as localhost may connect to it as 127.0.0.1.
+            "console": {"allowed_origins": "localhost,127.0.0.1"},
             "docker": docker,
         }
     )

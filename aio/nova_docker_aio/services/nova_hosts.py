@@ -53,10 +53,6 @@ def compute_name(index: int) -> str:
     return f"nova-compute-{index}"
 
 
-def compute_conf(layout: Layout, index: int) -> Path:
-    return layout.config_dir("nova") / f"compute-{index}.conf"
-
-
 def config(ctx: Context) -> str:
     """``nova.conf`` of every Nova process (pure but for the secrets)."""
     layout = ctx.layout
@@ -179,7 +175,7 @@ class NovaApi(Service):
         files = {layout.nova_conf: config(ctx), layout.nova_paste: paste}
         for index in range(1, ctx.hosts + 1):
             text = compute_config(layout, index, ctx.with_neutron, ctx.hosts)
-            files[compute_conf(layout, index)] = text
+            files[layout.nova_compute_conf(index)] = text
         return files
 
     def setup(self, ctx: Context) -> None:
@@ -254,7 +250,7 @@ class NovaCompute(Service):
             layout,
             self.name,
             "nova-compute",
-            compute_conf(layout, self.index),
+            layout.nova_compute_conf(self.index),
             until=lambda started: service_up(
                 layout, "nova-compute", self.host(layout), since=started
             ),

@@ -88,7 +88,7 @@ class MetadataAgent(Service):
         start(ctx.layout)
 
     def healthy(self, ctx: Context) -> bool:
-        return proxy_socket(ctx.layout).exists() and registered(ctx.layout)
+        return ctx.layout.ovn_metadata_socket.exists() and registered(ctx.layout)
 
     def stop(self, ctx: Context) -> None:
         super().stop(ctx)
@@ -103,20 +103,6 @@ def ensure_installed() -> None:
             host.apt_install(("haproxy",), why="the metadata service's proxy")
 
 
-def state_dir(layout: Layout) -> Path:
-    return layout.data_dir("ovn-metadata")
-
-
-def proxy_socket(layout: Layout) -> Path:
-    """Where the agent listens for its haproxies."""
-    return state_dir(layout) / "metadata_proxy"
-
-
-def pid_dir(layout: Layout) -> Path:
-    """The haproxies' pid files, one ``<network id>.pid.haproxy`` each."""
-    return state_dir(layout) / "external" / "pids"
-
-
 def config(layout: Layout, secret: str, switch_db: str) -> str:
     """``ovn_metadata_agent.ini`` (pure)."""
     # The launcher runs as root: privsep starts its daemons without sudo
@@ -129,7 +115,7 @@ def config(layout: Layout, secret: str, switch_db: str) -> str:
         {
             "DEFAULT": {
                 "use_stderr": "true",
-                "state_path": str(state_dir(layout)),
+                "state_path": str(layout.ovn_metadata_dir),
                 "nova_metadata_host": "127.0.0.1",
                 "nova_metadata_port": str(layout.port("nova-metadata")),
                 "metadata_proxy_shared_secret": secret,
@@ -147,7 +133,7 @@ def config(layout: Layout, secret: str, switch_db: str) -> str:
 
 
 def start(layout: Layout) -> None:
-    proxy_socket(layout).unlink(missing_ok=True)
+    layout.ovn_metadata_socket.unlink(missing_ok=True)
     layout.lock_dir("ovn-metadata").mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable,
@@ -163,7 +149,7 @@ def start(layout: Layout) -> None:
     pidfile = layout.pidfile(MetadataAgent.name)
     procs.spawn(argv, pidfile, layout.log(MetadataAgent.name))
     procs.wait_for(
-        lambda: proxy_socket(layout).exists() and registered(layout),
+        lambda: layout.ovn_metadata_socket.exists() and registered(layout),
         pidfile,
         120,
         "the OVN metadata agent",
@@ -188,7 +174,7 @@ def remove_proxies(layout: Layout) -> list[str]:
     so that metadata keeps answering across its restarts).  Returns the
     networks whose proxy went."""
     networks = []
-    for pidfile in sorted(pid_dir(layout).glob("*.pid.haproxy")):
+    for pidfile in sorted(layout.ovn_metadata_pids.glob("*.pid.haproxy")):
         network = pidfile.name.split(".", 1)[0]
         _stop_haproxy(layout, pidfile)
         _delete_namespace(NAMESPACE_PREFIX + network)
@@ -200,8 +186,8 @@ def namespaces_left(layout: Layout) -> list[str]:
     """The metadata namespaces of this cloud's networks that still exist:
     the agent writes one haproxy config per network, named after it, and
     they outlive ``down``."""
-    configs = state_dir(layout) / "ovn-metadata-proxy"
-    names = (NAMESPACE_PREFIX + conf.stem for conf in configs.glob("*.conf"))
+    configs = layout.ovn_metadata_proxy_configs.glob("*.conf")
+    names = (NAMESPACE_PREFIX + conf.stem for conf in configs)
     return [name for name in names if Path("/run/netns", name).exists()]
 
 
@@ -210,7 +196,7 @@ def _stop_haproxy(layout: Layout, pidfile: Path) -> None:
         pid = int(pidfile.read_text().split()[0])
         # Only a haproxy of this cloud: its config file is in the state dir.
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        if b"haproxy" in cmdline and str(state_dir(layout)).encode() in cmdline:
+        if b"haproxy" in cmdline and str(layout.ovn_metadata_dir).encode() in cmdline:
             os.kill(pid, signal.SIGTERM)
     pidfile.unlink(missing_ok=True)
 

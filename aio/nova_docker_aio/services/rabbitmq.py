@@ -167,7 +167,7 @@ def prepare(layout: Layout) -> None:
     """Its dirs, and a cookie of its own (Erlang insists on mode 0400)."""
     for kind in ("home", "mnesia", "log"):
         layout.rabbitmq_dir(kind).mkdir(parents=True, exist_ok=True)
-    cookie = layout.rabbitmq_dir("home") / ".erlang.cookie"
+    cookie = layout.rabbitmq_cookie
     if not cookie.exists():
         fd = os.open(cookie, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
         with os.fdopen(fd, "w") as out:

@@ -45,3 +45,18 @@ def test_compute_host_differs_per_state_dir_and_is_a_valid_hostname() -> None:
     assert first != second
     assert first.startswith("cloud-one-")
     assert all(c.isalnum() or c == "-" for c in first)
+
+
+def test_paths_that_existing_clouds_rely_on_keep_their_names() -> None:
+    # Renaming one would orphan what a cloud made before the rename, or
+    # lose track of what Neutron's agent names itself under its state_path.
+    cloud = layout.Layout(Path("/s"), 1)
+    run = cloud.engine_exec_root(2)
+    assert cloud.engine_config(2) == Path("/s/etc/dockerd-2/daemon.json")
+    assert cloud.engine_pidfile(2) == run / "dockerd.pid"
+    assert cloud.nova_compute_conf(3) == Path("/s/etc/nova/compute-3.conf")
+    assert cloud.rabbitmq_cookie == Path("/s/rabbitmq/home/.erlang.cookie")
+    metadata = Path("/s/ovn-metadata")
+    assert cloud.ovn_metadata_socket == metadata / "metadata_proxy"
+    assert cloud.ovn_metadata_pids == metadata / "external/pids"
+    assert cloud.ovn_metadata_proxy_configs == metadata / "ovn-metadata-proxy"

@@ -137,7 +137,7 @@ def test_cleanup_stops_only_this_clouds_haproxy(tmp_path: Path) -> None:
     """A pid file naming a process that is not this cloud's haproxy (here a
     sleep of the test's) is removed, and that process lives on."""
     layout = Layout(tmp_path, 30000)
-    pids = ovn_metadata.pid_dir(layout)
+    pids = layout.ovn_metadata_pids
     pids.mkdir(parents=True)
     bystander = subprocess.Popen(["sleep", "60"])
     try:
@@ -158,9 +158,9 @@ def test_cleanup_stops_the_clouds_haproxy(tmp_path: Path) -> None:
     """A process whose command names a config under the agent's state dir
     (as the agent's haproxies do) is stopped."""
     layout = Layout(tmp_path, 30000)
-    pids = ovn_metadata.pid_dir(layout)
+    pids = layout.ovn_metadata_pids
     pids.mkdir(parents=True)
-    config = ovn_metadata.state_dir(layout) / "ovn-metadata-proxy" / "n.conf"
+    config = layout.ovn_metadata_proxy_configs / "n.conf"
     # A stand-in named haproxy (exec -a sets its argv[0]) that takes the
     # config path as an argument, as haproxy -f does.
     script = (
@@ -196,7 +196,7 @@ def test_a_namespace_of_the_clouds_networks_still_there_is_named(
     namespaces of networks this cloud's agent served, and only while they
     exist."""
     layout = Layout(tmp_path, 30000)
-    configs = ovn_metadata.state_dir(layout) / "ovn-metadata-proxy"
+    configs = layout.ovn_metadata_proxy_configs
     configs.mkdir(parents=True)
     mine = "ndatest-" + layout.tag
     (configs / f"{mine}.conf").write_text("")

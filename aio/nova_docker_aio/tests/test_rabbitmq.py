@@ -131,7 +131,7 @@ def test_guest_cannot_log_in_and_the_clouds_user_can(broker: Context) -> None:
 
 def test_it_listens_on_loopback_only_with_a_cookie_of_its_own(broker: Context) -> None:
     layout = broker.layout
-    cookie = layout.rabbitmq_dir("home") / ".erlang.cookie"
+    cookie = layout.rabbitmq_cookie
     assert cookie.stat().st_mode & 0o777 == 0o400
     assert rabbitmq.transport_url(layout, broker.secrets).startswith(
         f"rabbit://openstack:{broker.secrets['rabbitmq']}@127.0.0.1:"

@@ -33,6 +33,7 @@ from nova_docker.tests import engine_support
 from nova_docker.tests.e2e import support
 from nova_docker_aio import engine
 from nova_docker_aio import images
+from nova_docker_aio import procs
 from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
 from nova_docker_aio.clouds_yaml import DEMO_CLOUD
 from nova_docker_aio.private import PrivateCloud
@@ -42,6 +43,9 @@ FIRST_PORT_BASE = 25300
 LOGS = Path(tempfile.gettempdir()) / "nova-docker-hosts-logs"
 HOSTS = 2
 UP_TIMEOUT = 900
+#: Pid files: ``<name>.pid`` (ours and the daemons' own) and the metadata
+#: agent's ``<network id>.pid.haproxy``.
+PID_FILE_PATTERNS = ("*.pid", "*.pid.haproxy")
 #: Nova's default scheduler filters plus the two that read the
 #: ``same_host``/``different_host`` hints (tempest's multi-node tests).
 SCHEDULER_FILTERS = (
@@ -70,6 +74,13 @@ enabled_filters = {",".join(SCHEDULER_FILTERS)}
 class HostsCloud(PrivateCloud):
     """The two-host cloud: its hosts, each host's engine, its Nova
     processes by name."""
+
+    #: What ``up`` said; its last line, how long it took.
+    up_output = ""
+
+    def up(self) -> str:
+        self.up_output = super().up()
+        return self.up_output
 
     @property
     def hosts(self) -> list[str]:
@@ -113,22 +124,94 @@ class HostsCloud(PrivateCloud):
         return conn.image.wait_for_status(created, "active", wait=wait)
 
 
+def say(config: pytest.Config, line: str) -> None:
+    """``line`` on the terminal even while output is captured: a figure
+    to read, never to assert on."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if terminal is None or capture is None:
+        print(line)
+        return
+    # A fixture's output is captured, even the terminal reporter's.
+    with capture.global_and_fixture_disabled():
+        terminal.write_line(f"\n{line}")
+
+
 @pytest.fixture(scope="session")
-def hosts_cloud() -> Iterator[HostsCloud]:
+def hosts_cloud(request: pytest.FixtureRequest) -> Iterator[HostsCloud]:
     engine_support.engine_client()  # skip, or fail under CI, without engine
     made = HostsCloud.create(
         "nova-docker-hosts-",
         FIRST_PORT_BASE,
-        up_args=("--hosts", str(HOSTS)),
+        # Tempest tests no dashboard (service_available horizon = false).
+        up_args=("--hosts", str(HOSTS), "--no-dashboard"),
         up_timeout=UP_TIMEOUT,
         # Every service's log outlives the cloud, for a failure's story.
         keep_logs=LOGS,
     )
     made.write_local_conf(LOCAL_CONF)
     with made:
+        up_said = made.up_output.strip().splitlines() or ["(nothing)"]
+        say(request.config, f"hosts cloud: {up_said[-1]} ({made.layout.root})")
         yield made
+        # Read before down, which removes the files with the state dir.
+        named = processes_in_pid_files(made)
     left = made.host_devices()
     assert left == [], f"the cloud's host devices outlived its down: {left}"
+    unseen = sorted(set(core_pid_files(made)) - named.keys())
+    assert unseen == [], f"pid files not found running before down: {unseen}"
+    alive = [
+        f"{path} ({pid})"
+        for path, (pid, started) in named.items()
+        if procs.is_running(pid, started)
+    ]
+    assert alive == [], f"processes outlived the cloud's down: {alive}"
+
+
+def pid_files(cloud: HostsCloud) -> Iterator[Path]:
+    """The cloud's pid files: those of its run dir (the launcher's, and
+    those mariadbd, rabbitmq and epmd write), the metadata agent's
+    haproxies', and each host engine's (dockerd's, its containerd's)."""
+    layout = cloud.layout
+    roots = [layout.run, layout.ovn_metadata_pids]
+    roots += [layout.engine_exec_root(cloud.index(host)) for host in cloud.hosts]
+    for root in roots:
+        for pattern in PID_FILE_PATTERNS:
+            yield from root.rglob(pattern)
+
+
+def core_pid_files(cloud: HostsCloud) -> list[str]:
+    """Pid files that name a running process in every two-host cloud:
+    the broker (its script, VM and epmd), the API, and each host's nova-compute, dockerd
+    and containerd (so that the check above is never of nothing)."""
+    layout = cloud.layout
+    paths = [
+        layout.pidfile(name)
+        for name in ("rabbitmq", "rabbitmq-beam", "rabbitmq-epmd", "nova-api")
+    ]
+    for host in cloud.hosts:
+        exec_root = layout.engine_exec_root(cloud.index(host))
+        paths += [
+            layout.pidfile(cloud.compute(host)),
+            exec_root / "dockerd.pid",
+            exec_root / "containerd" / "containerd.pid",
+        ]
+    return [str(path) for path in paths]
+
+
+def processes_in_pid_files(cloud: HostsCloud) -> dict[str, tuple[int, str]]:
+    """Each live process a pid file of ``cloud`` names, by file: its PID
+    and start time, which tell it from a later process of the same PID."""
+    named = {}
+    for path in pid_files(cloud):
+        try:
+            pid = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a file mid-write or emptied: it names nothing
+        started = procs.start_time(pid)
+        if started is not None:
+            named[str(path)] = (pid, started)
+    return named
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ the image), and no transient Glance image left.
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -31,11 +32,13 @@ import pytest
 from nova_docker import migration
 from nova_docker.engine import naming
 from nova_docker.tests.e2e import support
+from nova_docker.tests.e2e_hosts.conftest import LOCAL_CONF
 from nova_docker.tests.e2e_hosts.conftest import HostsCloud
 from nova_docker_aio import poll
 from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
 
 TIMEOUT = 300
+MIB = 1024 * 1024
 #: Where a test leaves its mark in a server's filesystem.
 MARK = "/root/moved-mark"
 
@@ -156,8 +159,10 @@ def moves(hosts_cloud, hosts_admin, hosts_net_image) -> Iterator[Moves]:
 def test_both_hosts_are_hypervisors_and_the_scheduler_uses_both(
     hosts_cloud, hosts_admin, moves
 ) -> None:
-    listed = {h.name for h in hosts_admin.compute.hypervisors(details=True)}
-    assert listed == set(hosts_cloud.hosts)
+    listed = {
+        h.name: h.hypervisor_type for h in hosts_admin.compute.hypervisors(details=True)
+    }
+    assert listed == {host: "docker" for host in hosts_cloud.hosts}
     flavor = hosts_admin.compute.find_flavor(support.FLAVOR, ignore_missing=False)
     # No host named: Nova's scheduler spreads the servers over free RAM.
     servers = []
@@ -219,6 +224,69 @@ def test_resize_to_the_other_host_then_revert_gives_back_the_same_container(
     assert moves.read_mark(server, source) == token
     assert moves.anything_of(server, destination) == []
     assert moves.transient_images(server) == []
+
+
+@pytest.fixture
+def resize_to_same_host(hosts_cloud: HostsCloud) -> Iterator[None]:
+    """Nova's API with ``allow_resize_to_same_host`` for one test.
+
+    Only the API reads the option (it keeps the server's host among the
+    scheduler's candidates). Set for the whole cloud, it would let the
+    scheduler keep any resized server where it is, and the other resize
+    tests here and tempest's would no longer be sure to move one.
+    """
+    same_host = "[DEFAULT]\nallow_resize_to_same_host = true\n"
+    hosts_cloud.write_local_conf(LOCAL_CONF.replace("[DEFAULT]\n", same_host, 1))
+    try:
+        hosts_cloud.restart("nova-api")
+        yield
+    finally:
+        hosts_cloud.write_local_conf(LOCAL_CONF)
+        hosts_cloud.restart("nova-api")
+
+
+@contextlib.contextmanager
+def only_host(admin, host: str) -> Iterator[None]:
+    """The scheduler may place on ``host`` alone: every other compute
+    service disabled meanwhile (their servers run on)."""
+    others = [
+        s for s in admin.compute.services(binary="nova-compute") if s.host != host
+    ]
+    for service in others:
+        admin.compute.disable_service(service, disabled_reason="same-host resize")
+    try:
+        yield
+    finally:
+        for service in others:
+            admin.compute.enable_service(service)
+
+
+def test_resize_on_the_same_host_updates_the_limits_of_the_same_container(
+    hosts_cloud, hosts_admin, moves, resize_to_same_host
+) -> None:
+    host = hosts_cloud.hosts[0]
+    server = moves.boot(host)
+    token = moves.mark(server, host)
+    (original,) = moves.container_ids(server, host)
+    bigger = hosts_admin.compute.find_flavor("c1.small", ignore_missing=False)
+    engine = hosts_cloud.engines[host]
+
+    with only_host(hosts_admin, host):
+        hosts_admin.compute.resize_server(server, bigger.id)
+        moves.wait(server, "VERIFY_RESIZE")
+    assert moves.host_of(server) == host
+    assert moves.container_ids(server, host) == [original]
+    assert engine.inspect_container(original)["HostConfig"]["Memory"] == (
+        bigger.ram * MIB
+    )
+    assert moves.transient_images(server) == []
+
+    hosts_admin.compute.confirm_server_resize(server)
+    moves.wait(server, "ACTIVE")
+    assert moves.container_ids(server, host) == [original]
+    assert engine.inspect_container(original)["State"]["Running"]
+    assert moves.read_mark(server, host) == token
+    assert moves.anything_of(server, moves.other(host)) == []
 
 
 def test_shelve_offload_then_unshelve_on_the_other_host_keeps_the_filesystem(

@@ -20,8 +20,8 @@ compute nodes.  Every test of :data:`TESTS` must pass; a skip is a failure,
 since each was chosen because the driver implements what it tests.
 
 The selection is every tempest compute API test of resize, cold migration,
-shelve and multi-node scheduling, except the ones that need what the cloud
-deliberately lacks:
+shelve, multi-node scheduling and rescue, except the ones that need what
+the cloud deliberately lacks:
 
 - ``test_server_actions...test_resize_volume_backed_server_confirm``,
   ``...test_resize_server_revert_with_volume_attached``,
@@ -32,6 +32,12 @@ deliberately lacks:
 - ``admin.test_live_migration`` (all of it, although it is multi-node):
   live migration is refused in Nova's pre-check, by design.
 - ``admin.test_volume_swap``: volumes again.
+- ``test_server_rescue_negative...test_rescued_vm_attach_volume`` and
+  ``...test_rescued_vm_detach_volume``: volumes again.
+- ``test_server_rescue``'s stable device rescue classes
+  (``ServerStableDeviceRescueTest*``, ``ServerBootFromVolumeStableRescueTest``):
+  they boot a rescue image with the server's disk, or a volume, attached
+  as a block device (``hw_rescue_bus``), and a container has none.
 
 Nova's scheduler does not apply the ``same_host``/``different_host`` hints
 unless ``SameHostFilter`` and ``DifferentHostFilter`` are enabled: the
@@ -54,9 +60,10 @@ from typing import Any
 import pytest
 import subunit
 import testtools
-import yaml
 
 from nova_docker.tests.e2e_hosts import tempest_conf
+from nova_docker.tests.e2e_hosts.conftest import say
+from nova_docker_aio import clouds_yaml
 from nova_docker_aio import engine
 from nova_docker_aio import images
 from nova_docker_aio.clouds_yaml import ADMIN_CLOUD
@@ -70,6 +77,10 @@ _MIGRATIONS = _API + "admin.test_migrations.MigrationsAdminTest."
 _DISK_CONFIG = _API + "servers.test_disk_config.ServerDiskConfigTestJSON."
 _DELETE = _API + "servers.test_delete_server.DeleteServersTestJSON."
 _MULTINODE = _API + "admin.test_servers_on_multinodes."
+_RESCUE = _API + "servers.test_server_rescue."
+_RESCUE_NEGATIVE = (
+    _API + "servers.test_server_rescue_negative.ServerRescueNegativeTestJSON."
+)
 
 #: The tempest tests that must pass, by area (ids without their attributes).
 TESTS: dict[str, tuple[str, ...]] = {
@@ -118,6 +129,18 @@ TESTS: dict[str, tuple[str, ...]] = {
         _NEGATIVE + "test_shelve_shelved_server",
         _NEGATIVE + "test_unshelve_non_existent_server",
         _NEGATIVE + "test_unshelve_server_invalid_state",
+    ),
+    # Issue 14's: a shell on the server's own filesystem, in its sandbox.
+    "rescue": (
+        _RESCUE + "ServerRescueTestJSON.test_rescue_unrescue_instance",
+        _RESCUE + "ServerRescueTestJSONUnderV235."
+        "test_rescued_vm_associate_dissociate_floating_ip",
+        _RESCUE + "ServerRescueTestJSONUnderV235."
+        "test_rescued_vm_add_remove_security_group",
+        _RESCUE_NEGATIVE + "test_rescue_paused_instance",
+        _RESCUE_NEGATIVE + "test_rescued_vm_reboot",
+        _RESCUE_NEGATIVE + "test_rescue_non_existent_server",
+        _RESCUE_NEGATIVE + "test_rescued_vm_rebuild",
     ),
 }
 SELECTED = tuple(test for tests in TESTS.values() for test in tests)
@@ -268,8 +291,7 @@ def compute_microversions(conn) -> tuple[str, str]:
 
 def describe_cloud(cloud, admin, images_: list[str], flavors: list[str]):
     """The :class:`tempest_conf.Cloud` of the running ``cloud``."""
-    clouds = yaml.safe_load(cloud.layout.clouds_yaml.read_text())["clouds"]
-    auth = clouds[ADMIN_CLOUD]["auth"]
+    auth = clouds_yaml.settings(cloud.layout, ADMIN_CLOUD)["auth"]
     public = admin.network.find_network("public", ignore_missing=False)
     return tempest_conf.Cloud(
         keystone_url=cloud.layout.url("keystone"),
@@ -354,14 +376,7 @@ def report(config, results: Results, workspace: Path) -> None:
         f"exit {results.returncode}, run {results.seconds:.0f} s, "
         f"workspace {workspace}"
     )
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if terminal is None or capture is None:
-        print(line)
-        return
-    # A fixture's output is captured, even the terminal reporter's.
-    with capture.global_and_fixture_disabled():
-        terminal.write_line(f"\n{line}")
+    say(config, line)
 
 
 # -- the tests -----------------------------------------------------------------

@@ -45,7 +45,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 import unittest
 import uuid
 
@@ -55,7 +54,9 @@ from pyroute2 import IPRoute
 
 from nova_docker.conf import docker as docker_conf
 from nova_docker.tests import engine_support
+from nova_docker.tests import waiting
 from nova_docker.tests.functional import base
+from nova_docker_aio import poll
 
 SAFETY_LIMIT_SECONDS = 60
 # Not the test's own temporary directory: Nova's test base makes that 0700,
@@ -318,17 +319,20 @@ class PrivateEngine(fixtures.Fixture):
         self._wait_until_it_answers()
 
     def _wait_until_it_answers(self) -> None:
-        deadline = time.monotonic() + SAFETY_LIMIT_SECONDS
         client = self.client(timeout=5)
-        while True:
+
+        def answers() -> bool:
             if not self.running:
                 raise RuntimeError(f"dockerd exited: {self.log_tail()}")
             with contextlib.suppress(Exception):
-                if client.ping():
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"dockerd never answered: {self.log_tail()}")
-            time.sleep(0.1)
+                return bool(client.ping())
+            return False
+
+        try:
+            waiting.until(answers, "the private dockerd answers")
+        except poll.Timeout as exc:
+            # Its log says why, and a failed test should show it.
+            raise RuntimeError(f"dockerd never answered: {self.log_tail()}") from exc
 
     def stop(self) -> None:
         """SIGTERM, as an init system stops it; wait until it has exited."""
@@ -477,11 +481,9 @@ def _die_with_this_thread():
 
 
 def _wait_until_gone(pid: int) -> None:
-    deadline = time.monotonic() + SAFETY_LIMIT_SECONDS
-    while os.path.exists(f"/proc/{pid}"):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"process {pid} was never reaped")
-        time.sleep(0.05)
+    waiting.until(
+        lambda: not os.path.exists(f"/proc/{pid}"), f"process {pid} is reaped"
+    )
 
 
 def _listdir(path: str) -> list[str]:

@@ -18,20 +18,35 @@ asks the engine to tag it as a victim: another tenant's cached Glance image
 are refused, a few are loaded without their extras), the invariant holds:
 no tag on the engine but ``nova-glance:<this image>`` appears or moves,
 and a refused boot leaves no container, tag or temp file.
+
+"Appears" is checked three ways, since no one of them sees everything: the
+engine's tags before and after, what the engine reported setting as it
+loaded each archive (a load sets its tags without an event), and the
+engine's image events (tag, untag, load, delete) for the whole test.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import datetime
+import hashlib
+import io
 import json
 import os
 import random
+import re
+import shutil
 import tarfile
 import tempfile
 import uuid
+from collections.abc import Iterable
+from collections.abc import Iterator
 
 import fixtures
 from nova import exception as nova_exception
 
+from nova_docker.engine import client as engine_client
 from nova_docker.engine import naming
 from nova_docker.tests import engine_support
 from nova_docker.tests import tarcraft
@@ -41,10 +56,48 @@ ATTACKER_CMD = ["/bin/sh", "-c", "echo attacker; sleep 1000"]
 #: Mutated tarballs the fuzz test boots; fixed seed, so a failure replays.
 FUZZ_SEED = 20261130
 FUZZ_COUNT = 48
+#: Members a load could take tags from besides manifest.json.
+TAG_FILES = frozenset({"repositories", "index.json", "oci-layout"})
+
+
+@dataclasses.dataclass
+class Load:
+    """One archive the driver sent the engine, and what the engine said it
+    loaded (None when the load failed)."""
+
+    sent: list[bytes] = dataclasses.field(default_factory=list)
+    reported: list[str] | None = None
+
+    def tee(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.sent.append(chunk)
+            yield chunk
+
+    def tags(self) -> set[str]:
+        """Tags the engine reported setting; an untagged load is an ID."""
+        return {n for n in self.reported or () if not n.startswith("sha256:")}
+
+    def file_digests(self) -> set[str]:
+        """The digest of every file in what was sent, as far as it reads:
+        among them the ID of every image the engine could make of it."""
+        digests = set()
+        try:
+            with tarfile.open(
+                fileobj=io.BytesIO(b"".join(self.sent)), mode="r|"
+            ) as tar:
+                for member in tar:
+                    if member.isfile():
+                        data = tar.extractfile(member).read()
+                        digests.add(_image_id(data))
+        except (tarfile.TarError, EOFError):
+            pass  # a load the rebuild broke off: the engine made nothing
+        return digests
 
 
 class HostileImageTestCase(base.DriverTestCase):
     def setUp(self):
+        #: The nova-glance refs of every image the test made (not the victim).
+        self.own_refs: set[str] = set()
         super().setUp()
         self.tmp = self.useFixture(fixtures.TempDir()).path
         self.useFixture(fixtures.MonkeyPatch("tempfile.tempdir", self.tmp))
@@ -61,9 +114,60 @@ class HostileImageTestCase(base.DriverTestCase):
             naming.glance_image_ref(self.victim.id), *self.host_tag.split(":")
         )
         self.tracker.images.append(self.host_tag)
+        self.own_refs.clear()
+        self.loads: list[Load] = []
+        #: Images a load of this test could make or tag (others may share
+        #: the engine, a demo cloud or another test run, and tag their own).
+        self.suspect_ids = {
+            _image_id(saved.data(saved.manifest["Config"]))
+            for saved in (self.benign, self.attacker)
+        }
+        self.suspect_ids.add(
+            self.client.inspect_image(naming.glance_image_ref(self.victim.id))["Id"]
+        )
+        self.useFixture(
+            fixtures.MonkeyPatch(
+                "nova_docker.engine.client.Engine.load_image", self._recording_load()
+            )
+        )
         self.before = self.engine_tags()
+        self.since = self.engine_clock()
 
     # -- helpers ----------------------------------------------------------
+
+    def make_image(self, *args, **kwargs):
+        image = super().make_image(*args, **kwargs)
+        self.own_refs.add(naming.glance_image_ref(image.id))
+        return image
+
+    def _recording_load(self):
+        load_image = engine_client.Engine.load_image
+
+        def recording(engine, chunks):
+            load = Load()
+            self.loads.append(load)
+            try:
+                load.reported = load_image(engine, load.tee(chunks))
+            finally:
+                self.suspect_ids |= load.file_digests()
+            return load.reported
+
+        return recording
+
+    def engine_clock(self) -> int:
+        """The engine's time in nanoseconds, as its events are stamped."""
+        return _nanoseconds(self.client.info()["SystemTime"])
+
+    def image_events(self) -> list[dict]:
+        """The engine's image events since the test's setUp ended."""
+        until = self.engine_clock()
+        events = self.client.events(
+            since=_timestamp(self.since),
+            until=_timestamp(until),
+            filters={"type": "image"},
+            decode=True,
+        )
+        return [e for e in events if self.since <= e.get("timeNano", 0) <= until]
 
     @property
     def victim_tags(self) -> list[str]:
@@ -101,19 +205,57 @@ class HostileImageTestCase(base.DriverTestCase):
         else:
             instance = self.spawn(image)
             self.driver.destroy(self.ctxt, instance, [])
-        self.assert_no_foreign_tag(image)
+            self.assert_engine_was_sent_only(image)
+        self.assert_no_foreign_tag()
 
-    def assert_no_foreign_tag(self, image) -> None:
-        after = self.engine_tags()
+    def assert_engine_was_sent_only(self, image) -> None:
+        """The archive of the image's load holds one manifest naming only
+        its own tag, and no file a load could take other tags from."""
         own = naming.glance_image_ref(image.id)
+        load = self.loads[-1]
+        self.assertEqual([own], load.reported)
+        sent = io.BytesIO(b"".join(load.sent))
+        with tarfile.open(fileobj=sent) as tar:
+            names = tar.getnames()
+            manifest = json.load(tar.extractfile("manifest.json"))
+        self.assertEqual(len(names), len(set(names)), names)
+        self.assertEqual(set(), TAG_FILES & set(names))
+        self.assertEqual([[own]], [entry["RepoTags"] for entry in manifest])
+
+    def is_foreign(self, tag: str, image_id: str) -> bool:
+        """A tag not the test's own, on an image the test's loads could
+        have made or tagged, or a victim's tag.  (Tags others set on the
+        engine meanwhile, on their own images, are not the test's doing.)"""
+        if tag in self.own_refs or tag.startswith("sha256:"):
+            return False
+        return tag in self.victim_tags or image_id in self.suspect_ids
+
+    def assert_tags_unchanged(self) -> None:
+        """No tag but the test's own is on the engine that was not there,
+        on the same image, when the test began; the victims' are intact."""
+        after = self.engine_tags()
         changed = {
             tag
             for tag, image_id in after.items()
-            if tag != own and self.before.get(tag) != image_id
+            if self.before.get(tag) != image_id and self.is_foreign(tag, image_id)
         }
         self.assertEqual(set(), changed)
         for tag in self.victim_tags:
             self.assertEqual(self.before[tag], after.get(tag), tag)
+
+    def assert_no_foreign_tag(self) -> None:
+        """No tag but the test's own ``nova-glance:<uuid>`` ever appeared:
+        none now, none that a load reported setting, none in an event."""
+        self.assert_tags_unchanged()
+        reported = set().union(*(load.tags() for load in self.loads))
+        self.assertEqual(set(), reported - self.own_refs)
+        named = set()
+        for event in self.image_events():
+            actor = event.get("Actor") or {}
+            name = (actor.get("Attributes") or {}).get("name") or ""
+            if name and self.is_foreign(name, actor.get("ID", "")):
+                named.add((event.get("Action"), name))
+        self.assertEqual(set(), named)
         self.assertEqual(tempfile.gettempdir(), self.tmp)
         self.assertEqual([], os.listdir(self.tmp))
 
@@ -189,6 +331,26 @@ class HostileImageTestCase(base.DriverTestCase):
         escape = tarcraft.member("../" * 40 + "etc/x", b"x", fmt=tarfile.GNU_FORMAT)
         self.boot(self.benign.pack(escape), True, "unsafe path")
 
+    def test_dot_dot_in_a_gnu_long_link_is_refused(self):
+        # A target of more than 100 bytes travels in a 'K' header.
+        target = "./" * 50 + "../../etc"
+        long_link = tarcraft.member(
+            "l", kind=tarfile.SYMTYPE, linkname=target, fmt=tarfile.GNU_FORMAT
+        )
+        self.assertEqual(b"K", long_link[156:157])
+        self.boot(self.benign.pack(long_link), True, "'l' points outside the archive")
+
+    def test_global_pax_header_is_refused(self):
+        # Python's tarfile would name every later member manifest.json;
+        # Go's reader applies none of it.
+        files, manifest = self.smuggle()
+        tarball = self.benign.pack(
+            *files,
+            tarcraft.global_pax({"path": "manifest.json"}),
+            tarcraft.member("decoy.json", manifest),
+        )
+        self.boot(tarball, True, "a global PAX header")
+
     def test_hard_link_to_the_manifest_is_refused(self):
         link = tarcraft.member("m2", kind=tarfile.LNKTYPE, linkname="manifest.json")
         self.boot(self.benign.pack(link), True, "'m2' is a hard link")
@@ -259,6 +421,10 @@ class HostileImageTestCase(base.DriverTestCase):
         self.boot(tarball, True, "lone zero block")
 
     # -- tag files the engine would honour, dropped --------------------------
+    #
+    # This engine reads neither file beside a manifest.json, so the load
+    # alone would pass even if they went through: boot() also checks the
+    # archive the engine was sent (assert_engine_was_sent_only).
 
     def test_repositories_file_naming_the_victims_is_dropped(self):
         image_id = self.attacker.manifest["Config"].split(".")[0]
@@ -271,6 +437,7 @@ class HostileImageTestCase(base.DriverTestCase):
             without=("repositories",),
         )
         self.boot(tarball, False)
+        self.assertNotIn(self.victim.id.encode(), b"".join(self.loads[-1].sent))
 
     def test_oci_index_naming_the_victims_is_dropped(self):
         annotations = {"io.containerd.image.name": self.victim_tags[0]}
@@ -280,9 +447,37 @@ class HostileImageTestCase(base.DriverTestCase):
             tarcraft.member("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
         )
         self.boot(tarball, False)
+        self.assertNotIn(self.victim.id.encode(), b"".join(self.loads[-1].sent))
 
     def test_index_that_is_a_list_is_dropped_not_a_crash(self):
         self.boot(self.benign.pack(tarcraft.member("index.json", b"[1, 2]")), False)
+
+    # -- the check after the load ----------------------------------------------
+
+    def test_a_tag_the_rebuild_let_through_is_removed_and_the_boot_fails(self):
+        # The rebuild is replaced by a plain copy, as if it had a hole: the
+        # engine then sets the tarball's own tag, and the check after the
+        # load must take it off again at once.
+        planted = f"nova-docker-planted:{uuid.uuid4().hex[:12]}"
+        self.tracker.images.append(planted)
+        manifest = dict(self.benign.manifest, RepoTags=[planted])
+        tarball = self.benign.pack(
+            tarcraft.member("manifest.json", json.dumps([manifest]).encode()),
+            without=("manifest.json",),
+        )
+        self.useFixture(
+            fixtures.MonkeyPatch("nova_docker.image.tarball.retag", _copy_unchanged)
+        )
+        image = self.make_image(tarball)
+        own = naming.glance_image_ref(image.id)
+
+        error = self.assertRaises(nova_exception.ImageUnacceptable, self.spawn, image)
+        self.assertIn(f"images other than {own} ({planted})", error.format_message())
+        self.assertEqual([[planted]], [load.reported for load in self.loads])
+        self.assertEqual([], self.client.images(name=planted))
+        self.assert_image_gone(image)
+        self.assertEqual([], self.our_containers())
+        self.assert_tags_unchanged()
 
     # -- image config -------------------------------------------------------
 
@@ -319,49 +514,153 @@ class HostileImageTestCase(base.DriverTestCase):
 
     # -- fuzz ----------------------------------------------------------------
 
+    def hostile_seed(self) -> tuple[bytes, list[int]]:
+        """A tarball that is accepted, yet asks for every tag it should not
+        get; and the offsets of the headers worth mutating.
+
+        It is the attacker's image alone, its manifest asking for the
+        victims' tags, with the reported tricks left in where they are
+        inert: a link ``d -> .``, a member whose data hides headers of a
+        ``manifest.json`` and a ``d/manifest.json``, a PAX-named and a
+        GNU-long-named member, and a ``repositories`` naming the victims.
+        The rebuild drops all of them, so the engine loads the image under
+        ``nova-glance:<uuid>`` alone; mutations then turn them live.
+        """
+        manifest = dict(self.attacker.manifest, RepoTags=self.victim_tags)
+        through_d = dict(
+            manifest,
+            Config="d/" + manifest["Config"],
+            Layers=["d/" + layer for layer in manifest["Layers"]],
+        )
+        cover = tarcraft.member(
+            "manifest.json", json.dumps([manifest]).encode()
+        ) + tarcraft.member("d/manifest.json", json.dumps([through_d]).encode())
+        repositories = {
+            tag.split(":")[0]: {tag.split(":")[1]: manifest["Config"][:-5]}
+            for tag in self.victim_tags
+        }
+        layers = set(manifest["Layers"])
+        parts = [
+            (tarcraft.symlink("d", "."), False),
+            (tarcraft.member("notes", b"pax", pax={"path": "notes.txt"}), False),
+            (tarcraft.member("n" * 120, b"gnu", fmt=tarfile.GNU_FORMAT), False),
+            *(
+                (raw, name in layers)
+                for name, raw in self.attacker.members
+                if name not in ("manifest.json", "repositories")
+            ),
+            (tarcraft.member("cover.bin", cover), False),
+            (tarcraft.member("manifest.json", json.dumps([manifest]).encode()), False),
+            (tarcraft.member("repositories", json.dumps(repositories).encode()), False),
+        ]
+        return _with_header_offsets(parts)
+
     def test_mutated_tarballs_never_tag_anything_else(self):
+        seed, headers = self.hostile_seed()
+        image = self.make_image(seed)
+        self.driver.destroy(self.ctxt, self.spawn(image), [])
+        self.assert_engine_was_sent_only(image)
+        self.assert_no_foreign_tag()
+
         rng = random.Random(FUZZ_SEED)
-        seed_tarball = self.benign.pack(*self.smuggle()[0])
-        outcomes = {"refused": 0, "booted": 0}
+        outcomes: collections.Counter[str] = collections.Counter()
         for _ in range(FUZZ_COUNT):
-            image = self.make_image(_mutate(rng, seed_tarball))
+            self.loads = []  # what this boot sent, not every boot's
+            image = self.make_image(_mutate(rng, seed, headers))
             try:
                 instance = self.spawn(image)
-            except nova_exception.ImageUnacceptable:
-                outcomes["refused"] += 1
+            except nova_exception.ImageUnacceptable as e:
+                engine = "Docker Engine" in e.format_message()
+                outcomes["refused by the engine" if engine else "refused"] += 1
                 self.assert_image_gone(image)
             else:
                 outcomes["booted"] += 1
                 self.driver.destroy(self.ctxt, instance, [])
+                self.assert_engine_was_sent_only(image)
+            own = {naming.glance_image_ref(image.id)}
+            for load in self.loads:
+                self.assertLessEqual(load.tags(), own)
             self.assertEqual([], self.our_containers())
-            self.assert_no_foreign_tag(image)
-        # The mutations must reach past the first header to mean anything.
-        self.assertGreater(outcomes["refused"], FUZZ_COUNT // 2, outcomes)
+            self.assert_no_foreign_tag()
+        # Enough mutations must be loaded, and enough refused, to mean
+        # anything: the seed is hostile, so a loaded one is a hostile
+        # archive that the rebuild made safe.
+        self.assertGreaterEqual(outcomes["booted"], FUZZ_COUNT // 10, outcomes)
+        refused = outcomes["refused"] + outcomes["refused by the engine"]
+        self.assertGreaterEqual(refused, FUZZ_COUNT // 10, outcomes)
 
 
-def _mutate(rng: random.Random, tarball: bytes) -> bytes:
-    """One random corruption aimed at the header blocks."""
-    data = bytearray(tarball)
-    headers = [
-        offset
-        for offset in range(0, len(data) - 1024, 512)
-        if data[offset + 257 : offset + 262] == b"ustar"
-    ]
+def _copy_unchanged(source, target, ref, budget) -> None:
+    """A stand-in for tarball.retag that passes the tarball on as it is."""
+    shutil.copyfileobj(source, target)
+
+
+def _image_id(config: bytes) -> str:
+    return "sha256:" + hashlib.sha256(config).hexdigest()
+
+
+def _nanoseconds(rfc3339: str) -> int:
+    """Nanoseconds since the epoch of the engine's RFC 3339 time."""
+    found = re.fullmatch(r"([^.]+?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", rfc3339)
+    assert found, rfc3339
+    seconds, fraction, zone = found.groups()
+    when = datetime.datetime.fromisoformat(seconds + zone.replace("Z", "+00:00"))
+    return int(when.timestamp()) * 10**9 + int((fraction or "0").ljust(9, "0")[:9])
+
+
+def _timestamp(nanoseconds: int) -> str:
+    """The engine's ``since``/``until`` form: seconds.nanoseconds."""
+    return f"{nanoseconds // 10**9}.{nanoseconds % 10**9:09d}"
+
+
+def _with_header_offsets(parts: list[tuple[bytes, bool]]) -> tuple[bytes, list[int]]:
+    """The archive of ``parts`` and the offsets of its header blocks: every
+    header of a member and those hidden in its data, but only the first of
+    an opaque one (a layer, whose inner headers the engine checks by its
+    digest)."""
+    offsets, at = [], 0
+    for raw, opaque in parts:
+        blocks = [0] if opaque else range(0, len(raw), tarcraft.BLOCK)
+        offsets += [at + b for b in blocks if raw[b + 257 : b + 262] == b"ustar"]
+        at += len(raw)
+    return tarcraft.archive(*(raw for raw, _ in parts)), offsets
+
+
+def _field_length(data: bytearray, start: int, width: int) -> int:
+    end = data.find(0, start, start + width)
+    return width if end < 0 else end - start
+
+
+def _mutate(rng: random.Random, seed: bytes, headers: list[int]) -> bytes:
+    """One random corruption of one header block of ``seed``."""
+    data = bytearray(seed)
     offset = rng.choice(headers)
-    action = rng.randrange(5)
-    if action == 0:  # a new type flag
-        data[offset + 156] = ord(rng.choice("0125Lxgs S7"))
-    elif action == 1:  # a byte of the name
-        data[offset + rng.randrange(100)] = rng.choice(b"./\x00a.\xff")
-    elif action == 2:  # the size field
-        data[offset + 124 : offset + 136] = b"%011o\x00" % rng.choice(
-            [0, 1, 511, 513, 1 << 20, 1 << 33]
-        )
-    elif action == 3:  # a header block repeated
-        data[offset:offset] = data[offset : offset + 512]
-    else:  # a cut
+    action = rng.choice(
+        ["type", "name", "name", "link", "prefix", "size", "repeat", "extension", "cut"]
+    )
+    if action == "extension" and data[offset + 156 : offset + 157] not in b"xgLK":
+        action = "name"
+    if action == "type":
+        data[offset + 156] = rng.choice(b"0125xgLKS7D\x00")
+    elif action in ("name", "link"):
+        start, width = (0, 100) if action == "name" else (157, 100)
+        length = _field_length(data, offset + start, width)
+        position = offset + start + rng.randrange(min(length + 1, width))
+        data[position] = rng.choice(b"./\x00a\xff")
+    elif action == "prefix":
+        data[offset + 345 + rng.randrange(4)] = rng.choice(b"./ad")
+    elif action == "size":
+        size = rng.choice([0, 1, 511, 512, 513, 1 << 20, 1 << 33])
+        data[offset + 124 : offset + 136] = b"%011o\x00" % size
+    elif action == "repeat":
+        data[offset:offset] = data[offset : offset + tarcraft.BLOCK]
+    elif action == "extension":
+        # A byte of the PAX records or long name that follow the header.
+        position = offset + tarcraft.BLOCK + rng.randrange(24)
+        data[position] = rng.choice(b"./=\n 0a\x00")
+    else:
         del data[rng.randrange(offset, len(data)) :]
-    if action < 3 and rng.random() < 0.9:
+    if action in ("type", "name", "link", "prefix", "size") and rng.random() < 0.9:
         # Mostly a valid checksum, or every mutation dies at the first check.
         _fix_checksum(data, offset)
     return bytes(data)

@@ -55,6 +55,10 @@ class RescueTestCase(base.DriverTestCase):
     def remove_rescue_leftovers(self):
         """What the tracker cannot find by host label, in case a test failed."""
         uuid = self.instance.uuid
+        # The instance's own container first: an image it still runs on
+        # would only lose its tag below, and stay behind untagged.
+        for found in engine_support.containers_of_instance(self.client, uuid):
+            self.client.remove_container(found["Id"], force=True, v=True)
         for name in (naming.rescue_name(uuid), naming.rescued_name(uuid)):
             if self.exists(name):
                 self.client.remove_container(name, force=True)

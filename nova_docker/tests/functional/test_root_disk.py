@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import re
+import shutil
+import unittest
 import uuid
 
 import nova.conf
@@ -112,15 +114,15 @@ class RootDiskMixin:
         return instance
 
     def spawn_writer(
-        self, mib: int, wait: bool = True, sparse: bool = False
+        self, mib: int, wait: bool = True, sparse: bool = False, root_gb: int = 1
     ) -> objects.Instance:
-        """An instance with a 1 GB root disk that writes ``mib`` MiB; with
-        ``wait``, once it has written them."""
+        """An instance with a root disk of ``root_gb`` that writes ``mib``
+        MiB; with ``wait``, once it has written them."""
         command = writer_command(mib, sparse)
         image = self.make_image(
             writer_tarball(), properties={"os_command_line": command}
         )
-        instance = self.spawn(image, self.db_instance(root_gb=1))
+        instance = self.spawn(image, self.db_instance(root_gb=root_gb))
         if not wait:
             return instance
         waiting.until(
@@ -203,10 +205,25 @@ class AuditTestCase(RootDiskMixin, base.DriverTestCase):
         )
         self.assertFalse(found["HostConfig"].get("StorageOpt"))
 
-    def test_a_flavor_without_a_root_disk_records_none(self):
+    def test_a_flavor_without_a_root_disk_records_the_largest_image(self):
+        self.flags(max_image_expanded_gb=4, group="docker")
+        self.driver = self.make_driver()
         instance = self.spawn(self.make_image(), self.db_instance(root_gb=0))
         labels = self.container(instance)["Config"]["Labels"]
-        self.assertNotIn(naming.ROOT_DISK_BYTES_LABEL, labels)
+        self.assertEqual(str(4 * units.Gi), labels[naming.ROOT_DISK_BYTES_LABEL])
+
+    def test_a_flavor_without_a_root_disk_is_audited_too(self):
+        self.flags(max_image_expanded_gb=1, group="docker")
+        self.driver = self.make_driver()
+        over = self.spawn_writer(WRITE_MIB, sparse=True, root_gb=0)
+        within = self.spawn_writer(8, root_gb=0)
+
+        found = self.audit(rootdisk.ACTION_STOP)
+
+        self.assertEqual([over.uuid], [o.instance_uuid for o in found])
+        self.assertEqual(power_state.SHUTDOWN, self.power(over))
+        self.assertEqual(power_state.RUNNING, self.power(within))
+        self.assertIn(f"root disk of {units.Gi} bytes", self.fault(over).message)
 
     def test_the_probe_leaves_nothing_and_sweeps_only_this_hosts_leftovers(self):
         ours = self.leftover_probe(self.host)
@@ -380,6 +397,12 @@ class EnforcedTestMixin(RootDiskMixin):
         found = self.container(instance)
         self.assertEqual({"size": "1G"}, found["HostConfig"]["StorageOpt"])
 
+    def test_a_flavor_without_a_root_disk_gets_the_largest_image_as_quota(self):
+        instance = self.spawn(self.make_image(), self.db_instance(root_gb=0))
+        largest = nova.conf.CONF.docker.max_image_expanded_gb
+        found = self.container(instance)
+        self.assertEqual({"size": f"{largest}G"}, found["HostConfig"]["StorageOpt"])
+
 
 class XfsPquotaTestCase(EnforcedTestMixin, private_engine.PrivateEngineTestCase):
     """overlay2 on XFS mounted with ``pquota``: the recommended setup."""
@@ -399,3 +422,37 @@ class BtrfsTestCase(EnforcedTestMixin, private_engine.PrivateEngineTestCase):
 
     def test_the_engine_stores_on_btrfs(self):
         self.assertIn("(btrfs)", self.mode_line())
+
+
+#: The file systems on which the enforced tests above run.
+ENFORCING_FILE_SYSTEMS = (private_engine.XFS_PQUOTA, private_engine.BTRFS)
+
+
+def enforcing_refusals() -> dict[str, str]:
+    """Why each file system with quotas cannot be a data root here; an
+    empty entry for one that can."""
+    found = {}
+    for fs in ENFORCING_FILE_SYSTEMS:
+        if shutil.which(fs.mkfs[0]) is None:
+            found[fs.kind] = f"{fs.mkfs[0]} is not installed"
+        else:
+            found[fs.kind] = private_engine.data_root_refusal(fs) or ""
+    return found
+
+
+class EnforcementIsTestedTestCase(unittest.TestCase):
+    """The enforced tests skip where the kernel refuses their file system,
+    which is this host's fact.  Under CI, though, a run in which neither
+    XFS nor btrfs could be mounted has left quotas untested: that fails."""
+
+    def test_quotas_are_tested_on_xfs_or_btrfs(self):
+        private_engine.require_prerequisites()
+        refusals = enforcing_refusals()
+        if not all(refusals.values()):
+            return
+        why = "no root-disk quota can be tested here: " + "; ".join(
+            f"{kind}: {refusal}" for kind, refusal in refusals.items()
+        )
+        if engine_support.in_ci():
+            self.fail(f"CI=true but {why}")
+        raise unittest.SkipTest(why)

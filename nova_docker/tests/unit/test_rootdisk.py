@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import io
 import tarfile
+import types
+from unittest import mock
 
 import pytest
 from oslo_config import cfg
 
 from nova_docker import conf
+from nova_docker import container
+from nova_docker import driver
 from nova_docker import rootdisk
 from nova_docker.engine import naming
 from nova_docker.engine import spec
@@ -144,3 +148,46 @@ def test_options_default_to_a_minutely_audit_that_stops_and_refuse_others():
         config.set_override("root_disk_overuse_action", "delete", group="docker")
     with pytest.raises(ValueError):
         config.set_override("root_disk_audit_interval", -1, group="docker")
+
+
+def test_a_flavor_without_a_root_disk_gets_the_largest_image_as_its_root_disk():
+    assert spec.root_disk_gb_for(0, 10) == 10
+    assert spec.root_disk_gb_for(3, 10) == 3
+
+
+def flavor_spec(root_gb: int, enforced: bool) -> spec.ContainerSpec:
+    """The spec of an instance of a flavor with ``root_gb``, on a host
+    whose unsized root disk is 7 GB."""
+    options = container.ContainerOptions(spec=spec.SpecOptions(unsized_root_disk_gb=7))
+    containers = container.Containers(mock.Mock(), HOST, options)
+    containers.use_root_disk_quota(enforced)
+    flavor = types.SimpleNamespace(
+        root_gb=root_gb, memory_mb=64, vcpus=1, swap=0, extra_specs={}
+    )
+    instance = types.SimpleNamespace(
+        uuid="u", name="instance-1", project_id="p", hostname="h",
+        metadata={}, flavor=flavor,
+    )  # fmt: skip
+    image_meta = types.SimpleNamespace(id="image", properties={})
+    image = {"Config": {"Cmd": ["/bin/sh"]}}
+    return containers.spec_for(instance, "ref", image_meta, image=image)
+
+
+@pytest.mark.parametrize("enforced", [True, False])
+def test_a_flavor_without_a_root_disk_is_limited_by_quota_or_audit(enforced):
+    made = flavor_spec(root_gb=0, enforced=enforced)
+    # The audit reads the label; the engine enforces the size option.
+    assert made.labels[naming.ROOT_DISK_BYTES_LABEL] == str(7 * GIB)
+    assert made.root_disk_gb == (7 if enforced else 0)
+    sized = flavor_spec(root_gb=2, enforced=enforced)
+    assert sized.labels[naming.ROOT_DISK_BYTES_LABEL] == str(2 * GIB)
+    assert sized.root_disk_gb == (2 if enforced else 0)
+
+
+def test_the_unsized_root_disk_is_max_image_expanded_gb():
+    config = cfg.ConfigOpts()
+    conf.register_opts(config)
+    config([])
+    config.set_override("max_image_expanded_gb", 4, group="docker")
+    options = driver.container_options(config.docker)
+    assert options.spec.unsized_root_disk_gb == 4

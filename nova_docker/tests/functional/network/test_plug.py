@@ -21,7 +21,6 @@ unplugged.
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -33,6 +32,7 @@ from pyroute2 import IPRoute
 from nova_docker.network import exception
 from nova_docker.network import plan
 from nova_docker.network import vifs
+from nova_docker.tests import waiting
 from nova_docker.tests.functional.network import support
 from nova_docker_aio.services import ovs as aio_ovs
 
@@ -91,22 +91,24 @@ def reaches_by_ping(src, address: str) -> bool:
     return False
 
 
-def reaches_by_tcp(server, client, address: str) -> bool:
+def reach_by_tcp(server, client, address: str) -> None:
+    """Wait until ``client`` reads a greeting from ``server`` at ``address``
+    (the listener starts detached, so the first tries may find none)."""
     port = str(next(_ports))
     server.exec_run(["nc", "-l", "-p", port, "-e", "echo", "ndt-hello"], detach=True)
-    for _ in range(20):
+
+    def greeted() -> bool:
         _code, out = client.exec_run(["nc", "-w", "2", address, port])
-        if b"ndt-hello" in out:
-            return True
-        time.sleep(0.2)
-    return False
+        return b"ndt-hello" in out
+
+    waiting.until(greeted, f"a TCP greeting from {address}:{port}")
 
 
 def assert_connected(one, two, ip_one: str, ip_two: str) -> None:
     assert reaches_by_ping(one, ip_two)
     assert reaches_by_ping(two, ip_one)
-    assert reaches_by_tcp(two, one, ip_two)
-    assert reaches_by_tcp(one, two, ip_one)
+    reach_by_tcp(two, one, ip_two)
+    reach_by_tcp(one, two, ip_one)
 
 
 def host_links() -> set[str]:

@@ -20,3 +20,12 @@ def test_names_and_labels():
     assert labels[naming.UUID_LABEL] == "u-1"
     assert labels[naming.HOST_LABEL] == "host-a"
     assert naming.host_selector("host-a") == {naming.HOST_LABEL: "host-a"}
+
+
+def test_label_filters_ask_for_every_label_of_the_selector():
+    selector = {naming.HOST_LABEL: "host-a", naming.UUID_LABEL: "u=1"}
+    assert naming.label_filters(selector) == [
+        "org.openstack.nova.host=host-a",
+        "org.openstack.nova.instance-uuid=u=1",
+    ]
+    assert naming.label_filters({}) == []

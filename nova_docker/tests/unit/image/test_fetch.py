@@ -10,10 +10,11 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Which limit a load gets, and cached images against the flavor's disk.
+"""Which limit a load gets, cached images against the flavor's disk, and
+what the engine reports after a load.
 
-The engine is a stand-in answering inspects; loads themselves are tested on
-the real engine (tests/functional/test_image_expansion.py).
+The engine is a stand-in; loads themselves are tested on the real engine
+(tests/functional/test_image_expansion.py, test_hostile_images.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from oslo_utils import units
 from nova_docker import exception
 from nova_docker.engine import naming
 from nova_docker.image import fetch
+from nova_docker.tests import tarcraft
 
 IMAGE_ID = "5b1f8ad2-3a6c-4c8e-9d42-0f2a8c1d7e11"
 
@@ -97,3 +99,75 @@ def test_a_forged_or_missing_label_reads_as_unknown():
     assert fetch.expanded_bytes({"Config": None}) is None
     label = {naming.EXPANDED_BYTES_LABEL: "-5"}
     assert fetch.expanded_bytes({"Config": {"Labels": label}}) is None
+
+
+class LoadingEngine:
+    """Reads the whole rebuilt tarball, then reports ``reported`` loaded."""
+
+    def __init__(self, reported: list[str]) -> None:
+        self.reported = reported
+        self.tags: set[str] = set()
+        self.removed: list[str] = []
+        self.loaded_bytes = 0
+
+    def inspect_image(self, ref: str) -> dict:
+        if ref not in self.tags:
+            raise exception.ImageNotCached(ref=ref)
+        return {"Config": {"Labels": {}}}
+
+    def image_exists(self, ref: str) -> bool:
+        return ref in self.tags
+
+    def load_image(self, chunks) -> list[str]:
+        self.loaded_bytes = sum(len(chunk) for chunk in chunks)
+        self.tags.update(name for name in self.reported if ":" in name)
+        return list(self.reported)
+
+    def remove_image(self, ref: str) -> bool:
+        self.removed.append(ref)
+        found = ref in self.tags
+        self.tags.discard(ref)
+        return found
+
+    def tag_image(self, source: str, ref: str) -> None:
+        self.tags.add(ref)
+
+
+class OneImageGlance:
+    def download(self, context, image_id, data=None):
+        layer = tarcraft.archive(tarcraft.member("etc/motd", b"hi"))
+        data.write(tarcraft.image_tarball(layer))
+
+
+def load_reporting(reported: list[str]) -> tuple[LoadingEngine, fetch.ImageFetcher]:
+    engine = LoadingEngine(reported)
+    return engine, fetch.ImageFetcher(engine, OneImageGlance(), 10 * units.Gi)
+
+
+def test_a_load_reporting_only_its_own_tag_is_kept():
+    ref = naming.glance_image_ref(IMAGE_ID)
+    engine, fetcher = load_reporting([ref])
+    assert fetcher.ensure(None, image_meta()) == ref
+    assert engine.loaded_bytes and engine.removed == []
+    assert engine.tags == {ref}
+
+
+def test_a_load_reporting_another_tag_removes_both_and_fails():
+    ref = naming.glance_image_ref(IMAGE_ID)
+    engine, fetcher = load_reporting([ref, "busybox:latest"])
+    with pytest.raises(nova_exception.ImageUnacceptable) as raised:
+        fetcher.ensure(None, image_meta())
+    message = raised.value.format_message()
+    assert "other than " + ref in message and "busybox:latest" in message
+    assert sorted(engine.removed) == sorted([ref, "busybox:latest"])
+    assert engine.tags == set()
+
+
+def test_an_unexpected_untagged_image_is_reported_but_not_removed_by_id():
+    # An ID may be shared with tags the host holds; only tags are removed.
+    ref = naming.glance_image_ref(IMAGE_ID)
+    other = "sha256:" + "2" * 64
+    engine, fetcher = load_reporting([other])
+    with pytest.raises(nova_exception.ImageUnacceptable, match="other than"):
+        fetcher.ensure(None, image_meta())
+    assert engine.removed == [ref]

@@ -133,6 +133,41 @@ def test_concatenated_gzip_streams_are_all_counted():
     assert count(data) == 2 * OVERHEAD + 8000
 
 
+def empty_gzip_members_then(tar: bytes, members: int) -> bytes:
+    """Megabytes of gzip members that inflate to nothing, then ``tar``."""
+    return gzip.compress(b"") * members + gzip.compress(tar)
+
+
+def test_a_layer_counts_at_least_its_compressed_size():
+    tar = tarcraft.archive(tarcraft.member("f", b"x" * 100))
+    data = empty_gzip_members_then(tar, 100_000)
+    assert len(data) > 2_000_000
+    # The engine stores these bytes before it unpacks a single one.
+    assert count(data) == len(data)
+
+
+def test_a_layer_of_empty_gzip_members_is_refused_in_passing():
+    tar = tarcraft.archive(tarcraft.member("f", b"x" * 100))
+    data = empty_gzip_members_then(tar, 100_000)
+    budget = layers.Budget(1 << 20, "the test's limit")
+    meter = layers.LayerMeter("l/layer.tar", budget)
+    chunks = (data[i : i + 4096] for i in range(0, len(data), 4096))
+    passed = 0
+    with pytest.raises(InvalidImageTarball, match="larger of its compressed"):
+        for chunk in meter.metered(chunks):
+            passed += len(chunk)
+    # Nothing past the limit was handed on to the engine.
+    assert passed <= 1 << 20
+    assert meter.wire > 1 << 20 > meter.expanded
+
+
+def test_a_layer_is_charged_the_larger_of_wire_and_expanded_not_both():
+    data = tarcraft.archive(tarcraft.member("zeros", bytes(1 << 20)))
+    meter = layers.LayerMeter("l", layers.Budget(100 * GIB, "the test's limit"))
+    list(meter.metered(iter([data])))
+    assert meter.budget.used == max(meter.wire, meter.expanded) == OVERHEAD + (1 << 20)
+
+
 def test_a_gzip_bomb_is_stopped_in_bounded_memory():
     zeros = tarcraft.member("zeros", bytes(256 << 20))[:1024]
     # A 256 MiB file of zeros, compressed from a small template.

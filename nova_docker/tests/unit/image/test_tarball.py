@@ -143,6 +143,35 @@ def test_a_shared_layer_behind_a_link_is_named_by_its_real_path():
     assert entry["Layers"] == ["l1/layer.tar", "l1/layer.tar"]
 
 
+def test_tag_files_naming_other_images_never_reach_the_engine():
+    # The engine ignores these beside a manifest.json today; what keeps them
+    # harmless whatever it does tomorrow is that the rebuild never writes
+    # them.
+    repositories = {"nova-glance": {"victim": "sha256:" + "1" * 64}}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [{"annotations": {"io.containerd.image.name": "busybox:x"}}],
+    }
+    data = tarcraft.archive(
+        tarcraft.member("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+        tarcraft.member("index.json", json.dumps(index).encode()),
+        tarcraft.directory("l1"),
+        tarcraft.member("l1/layer.tar", LAYER),
+        tarcraft.member("c.json", config()),
+        tarcraft.member("manifest.json", manifest()),
+        tarcraft.member("repositories", json.dumps(repositories).encode()),
+    )
+    result = rebuild(data)
+    assert set(result) == {
+        "l1",
+        "l1/layer.tar",
+        written_manifest(result)["Config"],
+        "manifest.json",
+    }
+    assert b"victim" not in b"".join(v or b"" for v in result.values())
+    assert b"busybox" not in b"".join(v or b"" for v in result.values())
+
+
 def test_oci_files_and_v1_metadata_are_dropped():
     result = rebuild(
         image(
@@ -188,6 +217,19 @@ def test_an_explicit_directory_after_its_files_is_accepted():
         ([tarcraft.symlink("link", "../../etc/passwd")], "'link' points outside"),
         ([tarcraft.symlink("link", "/etc/passwd")], "'link' has an absolute target"),
         (
+            # The target travels in a GNU 'K' header.
+            [
+                tarcraft.member(
+                    "link",
+                    kind=tarfile.SYMTYPE,
+                    linkname="./" * 50 + "../../etc",
+                    fmt=tarfile.GNU_FORMAT,
+                )
+            ],
+            "'link' points outside",
+        ),
+        ([tarcraft.global_pax({"path": "manifest.json"})], "a global PAX header"),
+        (
             [tarcraft.symlink("q", "."), tarcraft.symlink("p", "q/..")],
             "'p' points outside",
         ),
@@ -231,6 +273,9 @@ def test_unsafe_archives_are_refused_with_the_member_named(extra, message):
         (manifest(layers=("l1",)), "'l1'.*missing"),
         (manifest(layers=("repositories",)), "'repositories'.*missing"),
         (manifest(cfg="nope.json"), "'nope.json'.*missing"),
+        (b"[" * 200_000, "manifest.json nests too deeply"),
+        (b'[{"Config": ' + b"[" * 200_000, "manifest.json nests too deeply"),
+        (manifest(cfg="l1/layer.tar"), "'l1/layer.tar' as config and as a layer"),
     ],
 )
 def test_bad_manifests_are_refused_with_the_reason(mf, message):
@@ -255,6 +300,8 @@ def test_bad_manifests_are_refused_with_the_reason(mf, message):
             ).encode(),
             "config labels are not an object",
         ),
+        (b'{"rootfs": ' + b"[" * 200_000, "config nests too deeply to be read"),
+        (b"[" * 200_000, "config nests too deeply to be read"),
     ],
 )
 def test_bad_configs_are_refused_with_the_reason(cfg, message):
@@ -330,3 +377,19 @@ def test_a_snapshot_carries_no_expanded_size_label():
     result = rebuild(image(cfg=cfg), scrub=True)
     labels = json.loads(result[written_manifest(result)["Config"]])["config"]["Labels"]
     assert labels == {}
+
+
+@pytest.mark.parametrize("taken_as", ["{}", "{}/layer.tar"])
+def test_a_layer_cannot_take_the_rebuilt_configs_name(taken_as):
+    # The rebuilt config's name is its digest, which an attacker can work
+    # out ahead: the output must still never hold two members of one name.
+    honest = rebuild(image())
+    config_out = written_manifest(honest)["Config"]
+    layer_name = taken_as.format(config_out)
+    data = tarcraft.archive(
+        tarcraft.member(layer_name, LAYER),
+        tarcraft.member("c.json", config()),
+        tarcraft.member("manifest.json", manifest(layers=(layer_name,))),
+    )
+    with pytest.raises(InvalidImageTarball, match="takes the name of the image"):
+        rebuild(data)
