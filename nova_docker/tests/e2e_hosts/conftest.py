@@ -75,7 +75,7 @@ class HostsCloud(PrivateCloud):
     """The two-host cloud: its hosts, each host's engine, its Nova
     processes by name."""
 
-    #: What ``up`` said; its last line, how long it took.
+    #: What ``up`` said, among it how long it took.
     up_output = ""
 
     def up(self) -> str:
@@ -151,8 +151,8 @@ def hosts_cloud(request: pytest.FixtureRequest) -> Iterator[HostsCloud]:
     )
     made.write_local_conf(LOCAL_CONF)
     with made:
-        up_said = made.up_output.strip().splitlines() or ["(nothing)"]
-        say(request.config, f"hosts cloud: {up_said[-1]} ({made.layout.root})")
+        took = [line for line in made.up_output.splitlines() if " is up in " in line]
+        say(request.config, f"hosts cloud: {(took or ['?'])[0]} ({made.layout.root})")
         yield made
         # Read before down, which removes the files with the state dir.
         named = processes_in_pid_files(made)
