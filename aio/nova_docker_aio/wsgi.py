@@ -35,15 +35,20 @@ from nova_docker_aio import procs
 from nova_docker_aio.layout import Layout
 
 
+def status(url: str, timeout: float = 2) -> int | None:
+    """The HTTP status of a GET of ``url``; None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
 def answers(url: str) -> bool:
     """True once anything HTTP answers at ``url`` (even 3xx/4xx)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (urllib.error.URLError, OSError):
-        return False
+    return status(url) is not None
 
 
 def start(

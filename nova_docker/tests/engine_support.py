@@ -48,6 +48,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+def require(condition: bool, why: str) -> None:
+    """Skip when ``condition`` is false, except under CI, where it is a
+    failure: CI installs everything, so a missing part there is a defect.
+
+    ``unittest.SkipTest``, not ``pytest.skip``: testtools (under Nova's
+    TestCase) reports only the former as a skip.
+    """
+    if condition:
+        return
+    if in_ci():
+        raise RuntimeError(f"CI=true but {why}")
+    raise unittest.SkipTest(why)
+
+
 def engine_client() -> docker.APIClient:
     """A client for the local engine; fails under CI, skips elsewhere."""
     try:

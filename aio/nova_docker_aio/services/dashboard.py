@@ -32,8 +32,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sys
-import urllib.error
-import urllib.request
 from importlib import metadata
 from pathlib import Path
 
@@ -216,9 +214,4 @@ def collect_static(layout: Layout, current: str, log: Path) -> None:
 
 def serves_login(layout: Layout) -> bool:
     """True once the login page renders (a 200, not just any answer)."""
-    login = layout.url(PORT, LOGIN_PATH)
-    try:
-        with urllib.request.urlopen(login, timeout=5) as answer:  # noqa: S310
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    return wsgi.status(layout.url(PORT, LOGIN_PATH), timeout=5) == 200

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import unittest
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,13 +42,12 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parents[3] / "test-output"
 def binaries() -> tuple[str, str]:
     """The browser and its driver; a missing one fails under CI and skips
     elsewhere, naming the Debian package."""
-    found = (shutil.which(CHROMIUM), shutil.which(CHROMEDRIVER))
-    if all(found):
-        return found  # type: ignore[return-value]
-    why = "Debian's chromium and chromium-driver are not installed"
-    if engine_support.in_ci():
-        raise RuntimeError(f"CI=true but {why}")
-    raise unittest.SkipTest(f"{why}; run 'make test'")
+    browser, driver = shutil.which(CHROMIUM), shutil.which(CHROMEDRIVER)
+    engine_support.require(
+        bool(browser and driver),
+        "Debian's chromium and chromium-driver are not installed; run 'make test'",
+    )
+    return browser, driver  # type: ignore[return-value]
 
 
 def output_dir(test: str) -> Path:

@@ -97,24 +97,13 @@ class ServerTls:
     key: str
 
 
-def require(condition: bool, why: str) -> None:
-    """Skip when ``why`` holds, except under CI, where it is a failure.
-
-    ``unittest.SkipTest``, not ``pytest.skip``: testtools (under Nova's
-    TestCase) reports only the former as a skip.
-    """
-    if condition:
-        return
-    if engine_support.in_ci():
-        raise RuntimeError(f"CI=true but {why}")
-    raise unittest.SkipTest(why)
-
-
 def require_prerequisites(userns_remap: bool = False) -> None:
-    require(shutil.which("dockerd") is not None, "no dockerd binary is installed")
-    require(os.geteuid() == 0, "a private dockerd needs root")
+    engine_support.require(
+        shutil.which("dockerd") is not None, "no dockerd binary is installed"
+    )
+    engine_support.require(os.geteuid() == 0, "a private dockerd needs root")
     if userns_remap:
-        require(
+        engine_support.require(
             shutil.which("useradd") is not None,
             "--userns-remap=default needs useradd to create dockremap",
         )
@@ -183,7 +172,7 @@ def data_root_refusal(fs: DataRootFs) -> str | None:
 def require_data_root_fs(fs: DataRootFs) -> None:
     """Its tools are a missing install (a failure under CI); a kernel that
     refuses the file system is this host's fact, so a plain skip."""
-    require(
+    engine_support.require(
         shutil.which(fs.mkfs[0]) is not None,
         f"{fs.mkfs[0]} is not installed (tools/ensure-engine.sh installs it)",
     )
