@@ -85,7 +85,7 @@ def event_filters(host: str) -> dict[str, list[str]]:
     sandboxes, which carry no host label), only the actions we use."""
     return {
         "type": ["container"],
-        "label": [f"{naming.HOST_LABEL}={host}"],
+        "label": naming.label_filters(naming.host_selector(host)),
         "event": sorted([*TRANSITIONS, OOM_ACTION]),
     }
 

@@ -212,7 +212,7 @@ class Tracker:
                 self.images += _images_of(c.get("Labels") or {})
             # Config drives' volumes outlive a container that was not
             # destroyed through the driver.
-            selector = {"label": f"{naming.HOST_LABEL}={host}"}
+            selector = {"label": naming.label_filters(naming.host_selector(host))}
             for volume in self.client.volumes(filters=selector).get("Volumes") or []:
                 self.client.remove_volume(volume["Name"], force=True)
         for ref in self.images:
