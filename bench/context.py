@@ -41,6 +41,8 @@ class Options:
     heavy_iterations: int = 3
     #: servers whose containers are killed behind Nova's back, one sample each
     events: int = 5
+    #: where py-spy's recordings go (``--profile``); None: not profiled
+    profile: Path | None = None
 
 
 @dataclasses.dataclass

@@ -57,16 +57,27 @@ class RawEngine:
         """``docker run -d --network none`` through the API; the seconds."""
         api = client or self.api
         started = time.monotonic()
+        self.create(image, name, api=api)
+        api.start(name)
+        return time.monotonic() - started
+
+    def create(
+        self,
+        image: str,
+        name: str,
+        network_mode: str = "none",
+        api: docker.APIClient | None = None,
+    ) -> None:
+        """``docker create --network <network_mode>``, labelled as this run's."""
+        api = api or self.api
         api.create_container(
             image,
             name=name,
             labels={RUN_LABEL: self.run_id},
             host_config=api.create_host_config(
-                network_mode="none", mem_limit=MEMORY_LIMIT
+                network_mode=network_mode, mem_limit=MEMORY_LIMIT
             ),
         )
-        api.start(name)
-        return time.monotonic() - started
 
     def remove(self, name: str, client: docker.APIClient | None = None) -> float:
         """``docker rm -f``; the seconds."""

@@ -38,6 +38,7 @@ from bench import image_import
 from bench import images
 from bench import layer_parse
 from bench import log_flood
+from bench import profile
 from bench import report
 from bench import snapshot
 from bench.clouds import Clouds
@@ -111,14 +112,41 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--events", type=int, default=d.events, help="containers killed (events)"
     )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the Nova process with py-spy during each import's first "
+        "boot and each snapshot, into DIR (a speedscope file and a text "
+        "summary each; the bench extra has py-spy)",
+    )
     return p.parse_args(argv)
 
 
 def _options(args: argparse.Namespace) -> Options:
+    """The sizes of ``--quick`` or of the options; ``--profile`` with both."""
     if args.quick:
-        return QUICK
+        return dataclasses.replace(QUICK, profile=args.profile)
     names = [f.name for f in dataclasses.fields(Options)]
     return Options(**{name: getattr(args, name) for name in names})
+
+
+def _options_json(options: Options, chosen: list[str]) -> dict[str, Any]:
+    as_dict = dataclasses.asdict(options)
+    # A profiled run's times include py-spy's pauses: the JSON says so.
+    as_dict["profile"] = str(options.profile) if options.profile else None
+    return {**as_dict, "only": chosen}
+
+
+def _require_tools(options: Options) -> None:
+    """matplotlib always, py-spy with ``--profile``: missing, the run stops
+    now, before any cloud comes up."""
+    try:
+        chart.require()
+        if options.profile is not None:
+            profile.require()
+    except (chart.ChartUnavailable, profile.ProfilerUnavailable) as exc:
+        raise SystemExit(f"python -m bench: {exc}") from exc
 
 
 def _selected(args: argparse.Namespace) -> list[str]:
@@ -197,10 +225,7 @@ def _draw(figures: list[Figure], path: Path, errors: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     options, chosen = _options(args), _selected(args)
-    try:
-        chart.require()
-    except chart.ChartUnavailable as exc:
-        raise SystemExit(f"python -m bench: {exc}") from exc
+    _require_tools(options)
     signal.signal(signal.SIGTERM, _terminate)
     host = report.machine()
     engine = RawEngine(uuid.uuid4().hex[:8])
@@ -223,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         figures,
         ctx.extras if ctx else {},
-        {**dataclasses.asdict(options), "only": chosen},
+        _options_json(options, chosen),
         errors,
         host,
     )

@@ -135,6 +135,25 @@ class IteratorReader:
             self._offset = end
         return b"".join(parts)
 
+    def read1(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all when negative) of the current chunk
+        alone, b"" at the end.  Never joins chunks, so that a whole chunk
+        passes through as the same object, uncopied: layer data is most of
+        an image, and a copy of each slice costs a fresh buffer as large."""
+        if size == 0:
+            return b""
+        while self._offset >= len(self._chunk):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._chunk, self._offset = chunk, 0
+        start, whole = self._offset, len(self._chunk)
+        end = whole if size < 0 else min(whole, start + size)
+        self._offset = end
+        if start == 0 and end == whole:
+            return self._chunk
+        return self._chunk[start:end]
+
     def __iter__(self) -> Iterator[bytes]:
         while data := self.read(1 << 20):
             yield data

@@ -105,6 +105,9 @@ class TarReader:
 
     def __init__(self, source: BinaryIO) -> None:
         self._source = source
+        # Member data is taken as the source holds it (a buffered reader's
+        # or a pipe's ``read1``), not joined into slices of a fixed size.
+        self._read_some = getattr(source, "read1", source.read)
         #: Bytes consumed so far, for messages and the end-of-archive check.
         self.offset = 0
         self._pending = 0
@@ -123,8 +126,11 @@ class TarReader:
         size = left = self._pending
         self._pending = 0
         while left:
-            chunk = self._read(min(left, DATA_SLICE), "member data")
+            chunk = self._read_some(min(left, DATA_SLICE))
+            if not chunk:
+                raise self._truncated("member data")
             left -= len(chunk)
+            self.offset += len(chunk)
             yield chunk
         self._read(_padding(size), "member padding")
 
@@ -153,14 +159,16 @@ class TarReader:
         while left:
             chunk = self._source.read(left)
             if not chunk:
-                raise InvalidImageTarball(
-                    reason="the image data is truncated "
-                    f"(in {what} at byte {self.offset})"
-                )
+                raise self._truncated(what)
             parts.append(chunk)
             left -= len(chunk)
             self.offset += len(chunk)
         return b"".join(parts)
+
+    def _truncated(self, what: str) -> InvalidImageTarball:
+        return InvalidImageTarball(
+            reason=f"the image data is truncated (in {what} at byte {self.offset})"
+        )
 
     def _next_member(self) -> Member | None:
         extensions: dict[bytes, bytes] = {}

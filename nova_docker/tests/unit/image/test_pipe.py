@@ -71,6 +71,19 @@ def test_iterator_reader_serves_any_read_size():
     assert reader.read(10) == b""
 
 
+def test_iterator_reader_read1_never_joins_chunks():
+    whole = b"d" * 64
+    reader = pipe.IteratorReader(iter([b"abc", b"", whole, b"xy"]))
+    assert reader.read1(2) == b"ab"
+    # The rest of a chunk, not the start of the next.
+    assert reader.read1(10) == b"c"
+    # A chunk asked for whole is passed on as it came: not a copy.
+    assert reader.read1(100) is whole
+    assert reader.read1(0) == b""
+    assert reader.read1() == b"xy"
+    assert reader.read1(5) == b""
+
+
 def test_iterator_reader_iterates_in_bounded_pieces():
     reader = pipe.IteratorReader(iter([b"x" * (3 << 20)]))
     sizes = [len(piece) for piece in reader]

@@ -20,6 +20,7 @@ import tarfile
 import pytest
 
 from nova_docker.exception import InvalidImageTarball
+from nova_docker.image import pipe
 from nova_docker.image import tarstream
 from nova_docker.image.tarstream import Kind
 from nova_docker.tests import tarcraft
@@ -268,3 +269,30 @@ def test_the_writer_refuses_data_of_the_wrong_length():
 def _fix_checksum(data: bytearray) -> None:
     data[148:156] = b" " * 8
     data[148:156] = b"%06o\x00 " % sum(data[:512])
+
+
+def test_member_data_from_a_pipe_passes_its_chunks_uncopied():
+    layer = bytes(range(256)) * 8192  # 2 MiB
+    archive = tarcraft.member("layer.tar", layer)
+    # Chunks as a download brings them: the first holds the header and the
+    # data's start, the next ones data alone.
+    cut = tarstream.BLOCK + 1024
+    middle = archive[cut : cut + (1 << 20)]
+    chunks = [archive[:cut], middle, archive[cut + (1 << 20) :]]
+    reader = tarstream.TarReader(pipe.IteratorReader(iter(chunks)))
+
+    member = next(reader.members())
+    pieces = list(reader.data())
+
+    assert member.name == "layer.tar"
+    assert b"".join(pieces) == layer
+    assert any(piece is middle for piece in pieces)
+
+
+def test_member_data_cut_short_in_a_pipe_is_refused_as_truncated():
+    archive = tarcraft.member("layer.tar", b"z" * 4096)
+    reader = tarstream.TarReader(pipe.IteratorReader(iter([archive[:2048]])))
+
+    next(reader.members())
+    with pytest.raises(InvalidImageTarball, match=r"truncated \(in member data"):
+        list(reader.data())
