@@ -61,6 +61,15 @@ class InvalidImageTarball(exception.NovaException):
     msg_fmt = _("%(reason)s")
 
 
+class SnapshotNotRead(exception.NovaException):
+    """Glance's upload returned with the snapshot's stream still unread."""
+
+    msg_fmt = _(
+        "The image service returned before it had read all of image "
+        "%(image_id)s; the upload is incomplete"
+    )
+
+
 class RootDiskExceeded(exception.NovaException):
     """The fault the root-disk audit records on an instance it stopped."""
 

@@ -79,6 +79,11 @@ class Pipe:
 
     # -- consumer side ----------------------------------------------------
 
+    @property
+    def ended(self) -> bool:
+        """Whether the reader has taken the end of the data (or the abort)."""
+        return self._ended
+
     def abandon(self) -> None:
         """Stop reading; unblocks and fails the producer."""
         self._abandoned.set()

@@ -159,6 +159,12 @@ class Snapshotter:
             if scrubber.real_error() is not None:
                 raise scrubber.real_error() from None
             raise
+        if not scrubbed.ended:
+            # Never waited for: the save would block on a pipe no one
+            # reads, and the image would hold part of the snapshot.
+            scrubbed.abandon()
+            scrubber.join()
+            raise exception.SnapshotNotRead(image_id=image_id)
         scrubber.join()
 
     def sweep(self) -> None:

@@ -49,8 +49,21 @@ class DockerDriverConformanceTestCase(
         image["container_format"] = "docker"
         image["disk_format"] = "raw"
         self.image_service._imagedata[TEST_IMAGE_ID] = engine_support.busybox_tarball()
+        self._keep_uploads()
         self.connection.init_host(self.host)
         self.addCleanup(self.connection.cleanup_host, self.host)
+
+    def _keep_uploads(self):
+        """Upstream's image service drops an update's data; Glance reads it
+        all, and the driver fails an upload left unread."""
+        update = self.image_service.update
+
+        def reading_update(context, image_id, metadata, data=None, **kwargs):
+            if data is not None:
+                self.image_service._imagedata[image_id] = data.read()
+            return update(context, image_id, metadata, **kwargs)
+
+        self.image_service.update = reading_update
 
     def _get_running_instance(self, obj=True):
         # Upstream's version spawns with an OVS port on a bridge that no

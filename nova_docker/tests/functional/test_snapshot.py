@@ -20,7 +20,9 @@ import uuid
 from nova import exception as nova_exception
 from nova.compute import task_states
 
+from nova_docker import exception
 from nova_docker.engine import naming
+from nova_docker.image import tarstream
 from nova_docker.tests import engine_support
 from nova_docker.tests import tarcraft
 from nova_docker.tests import waiting
@@ -97,6 +99,28 @@ class SnapshotTestCase(base.DriverTestCase):
         snapshot_id = self.take_snapshot(self.instance)
         child = self.spawn(self.image_meta(snapshot_id))
         waiting.until(lambda: self.boots(child) == 2, "second boot line")
+
+    def test_an_upload_left_unread_fails_and_keeps_no_tag(self):
+        # An image service that returns before the end of the stream (Glance
+        # reads it all): the snapshot fails, where it would otherwise wait
+        # on a pipe no one reads, or leave part of the image in Glance.
+        def update(context, image_id, metadata, data=None, purge_props=False):
+            data.read(tarstream.BLOCK)
+            return self.glance.show(context, image_id)
+
+        self.glance.update = update
+        snapshot_id = str(uuid.uuid4())
+        self.glance.create(self.ctxt, {"id": snapshot_id, "name": "snap"})
+
+        self.assertRaises(
+            exception.SnapshotNotRead,
+            self.driver.snapshot,
+            self.ctxt,
+            self.instance,
+            snapshot_id,
+            self.record_task_state,
+        )
+        self.assertEqual([], self.client.images(name=naming.snapshot_ref(snapshot_id)))
 
     def test_snapshot_of_a_missing_instance_is_not_running(self):
         self.driver.destroy(self.ctxt, self.instance, [])
