@@ -91,16 +91,11 @@ def save(engine: RawEngine, ref: str, path: Path) -> int:
 def load_timed(engine: RawEngine, path: Path, ref: str) -> float:
     """``docker load < path``'s seconds; then ``ref`` goes, layers and all,
     so the next load finds no work done."""
-    with open(path, "rb") as data:
-        started = time.monotonic()
-        engine.cli("load", stdin=data)
-        took = time.monotonic() - started
-    engine.remove_image(ref)
-    return took
+    return load_timed_split(engine, path, ref)[0]
 
 
 def load_timed_split(engine: RawEngine, path: Path, ref: str) -> tuple[float, float]:
-    """``docker load < path``, as :func:`load_timed`, split in two: returns
+    """``docker load < path``, split in two: returns
     the seconds in all, and the seconds from the moment the CLI had read
     the whole file until it exited.
 
@@ -109,7 +104,7 @@ def load_timed_split(engine: RawEngine, path: Path, ref: str) -> tuple[float, fl
     layers; the CLI sends its stdin as the request body during the first
     phase, so what follows is dockerd's second phase.  The moment is seen
     from outside, in ``/proc``, so the file still goes in by redirection,
-    with nothing of ours in between, exactly as in :func:`load_timed`."""
+    with nothing of ours in between."""
     with open(path, "rb") as data:
         started = time.monotonic()
         cli = subprocess.Popen(
