@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 
 FIRST_PORT_BASE = 25100
 UP_TIMEOUT = 600
+#: Where every service's log is copied when the cloud goes, so a failure
+#: seen only in CI (a race between Nova and Neutron) can be read afterwards.
+LOGS = Path(tempfile.gettempdir()) / "nova-docker-e2e-logs"
 
 
 #: Nova settings the fault tests rely on, in the cloud's ``local.conf``:
@@ -162,7 +166,9 @@ def cloud() -> Iterator[Cloud]:
         made.set_deleted_instance_action()
         made.restart_nova()
     else:
-        made = Cloud.create("nova-docker-e2e-", FIRST_PORT_BASE, up_timeout=UP_TIMEOUT)
+        made = Cloud.create(
+            "nova-docker-e2e-", FIRST_PORT_BASE, up_timeout=UP_TIMEOUT, keep_logs=LOGS
+        )
         made.set_deleted_instance_action()
     try:
         with made:

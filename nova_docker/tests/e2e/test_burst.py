@@ -125,10 +125,19 @@ class LoadWatch:
 
 
 def _our_tags(cloud: Cloud, glance_id: str) -> list[str]:
-    tags = [
-        tag for image in cloud.engine.images() for tag in image.get("RepoTags") or ()
-    ]
-    return [tag for tag in tags if glance_id in tag or tag.startswith("nova-snapshot")]
+    """The image's tags, and snapshot tags this cloud's host left.
+
+    A snapshot's image carries its container's labels, the host's among
+    them: another cloud's, or a killed run's, are not this test's.
+    """
+    ours = []
+    for image in cloud.engine.images():
+        host = (image.get("Labels") or {}).get(naming.HOST_LABEL)
+        for tag in image.get("RepoTags") or ():
+            snapshot = tag.startswith(f"{naming.SNAPSHOT_REPOSITORY}:")
+            if glance_id in tag or (snapshot and host == cloud.compute_host):
+                ours.append(tag)
+    return ours
 
 
 def test_a_burst_of_boots_and_deletes_leaves_nothing_and_loads_once(
