@@ -866,6 +866,7 @@ def engine_settings(opts: Any) -> engine_client.EngineSettings:
         url=opts.api_url,
         version=opts.api_version,
         timeout=opts.api_timeout,
+        events_keepalive=opts.events_keepalive,
         tls_ca_cert=opts.tls_ca_cert,
         tls_cert=opts.tls_cert,
         tls_key=opts.tls_key,

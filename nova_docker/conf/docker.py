@@ -157,6 +157,30 @@ Related options:
   these events.
 """,
     ),
+    cfg.IntOpt(
+        "events_keepalive",
+        default=30,
+        min=1,
+        help="""
+Seconds the event stream from a remote engine (``tcp://``, ``https://``,
+``http://``) may stay silent before nova-compute starts probing its
+connection with TCP keepalives.
+
+The stream is silent for as long as nothing happens to an instance, so
+without probes a connection whose engine host vanished (powered off, or cut
+off by the network, so that nothing closes the connection) would be waited
+on for ever, and Nova would see power changes only at its periodic sync. The
+probes follow every fifth of this, and after five unanswered ones the
+connection is given up: about twice this many seconds after the last
+answer. nova-compute then reconnects as for any broken stream, and resyncs.
+
+A local engine's unix socket needs none: it closes when the engine stops.
+
+Related options:
+
+* ``lifecycle_events``
+""",
+    ),
 ]
 
 instance_opts = [

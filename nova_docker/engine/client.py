@@ -33,7 +33,9 @@ from typing import Any
 import docker
 import docker.errors
 import docker.tls
+import requests
 import requests.exceptions
+import urllib3.exceptions
 from oslo_log import log as logging
 
 from nova_docker import exception
@@ -42,6 +44,8 @@ from nova_docker.engine import spec as spec_mod
 
 #: The engine's answer to a create whose name is taken.
 CONFLICT = 409
+#: Unanswered TCP keepalive probes before the kernel gives a connection up.
+KEEPALIVE_PROBES = 5
 LOG = logging.getLogger(__name__)
 
 
@@ -60,6 +64,8 @@ class EngineSettings:
     tls_key: str | None = None
     tls_verify: bool = True
     min_version: str = "1.41"
+    #: Silent seconds before a TCP event stream is probed (keepalive).
+    events_keepalive: int = 30
 
     @property
     def uses_tls(self) -> bool:
@@ -509,6 +515,10 @@ class Engine:
                 # The SDK reads the answer's status only at the first event:
                 # a refusal must not look like a subscription.
                 api._raise_for_status(stream._response)
+                # Silent for as long as nothing happens: a vanished remote
+                # engine must break the read, not leave it waiting for ever.
+                sock = stream_socket(stream._response)
+                keep_alive(sock, self.settings.events_keepalive)
 
                 def close() -> None:
                     # The engine may end the stream at the same moment,
@@ -526,8 +536,47 @@ class Engine:
                 raise exception.EngineUnavailable(
                     url=self.settings.url, reason=str(e.msg)
                 ) from e
+            except urllib3.exceptions.ReadTimeoutError as e:
+                # The stream has no read timeout: only the keepalive probes
+                # end a read like this.
+                silence = self.settings.events_keepalive
+                raise exception.EngineUnavailable(
+                    url=self.settings.url,
+                    reason=f"no answer to {KEEPALIVE_PROBES} keepalive probes "
+                    f"after {silence} s of silence",
+                ) from e
+            except urllib3.exceptions.HTTPError as e:
+                # The connection broke under the read.
+                raise exception.EngineUnavailable(
+                    url=self.settings.url, reason=_reason(e)
+                ) from e
             finally:
                 api.close()
+
+
+def stream_socket(response: requests.Response) -> socket.socket | None:
+    """The socket under a streamed HTTP answer, or None if it is not there
+    (urllib3 keeps it in the body's buffered reader)."""
+    reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    raw = getattr(reader, "raw", None)
+    # socket.SocketIO around a plain or TLS socket.
+    sock = getattr(raw, "_sock", raw)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def keep_alive(sock: socket.socket | None, idle_seconds: int) -> None:
+    """Have the kernel probe a silent TCP connection after ``idle_seconds``
+    and give it up after :data:`KEEPALIVE_PROBES` unanswered probes, a fifth
+    of that apart: a peer that vanished without closing the connection
+    (powered off, cut off) then breaks a read that would block for ever.
+    A unix socket is left alone: it closes when the engine stops."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    interval = max(1, idle_seconds // KEEPALIVE_PROBES)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle_seconds)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
 
 
 def _parse_load_message(message: dict[str, Any]) -> list[str]:

@@ -17,7 +17,8 @@ changed behind Nova's back as an operator or the kernel would: ``docker
 stop``, ``docker kill``, pause, unpause, the OOM killer.  Other hosts'
 containers and network sandboxes must produce nothing.  The watcher must
 also outlive a broken stream: a cut connection (events replayed from where
-it broke) and an engine restarted under it (a private engine).
+it broke), an engine restarted under it (a private engine), and a remote
+engine whose network vanished without closing the connection.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from nova_docker.engine import naming
 from nova_docker.tests import engine_support
 from nova_docker.tests import waiting
 from nova_docker.tests.functional import base
+from nova_docker.tests.functional import netns_relay
 from nova_docker.tests.functional import private_engine
 
 HOST_ENGINE_URL = "unix:///var/run/docker.sock"
@@ -71,8 +73,8 @@ class GatedEngine(engine_client.Engine):
     """An engine whose event stream the test can cut, and whose next
     subscription can be held until the test lets it through."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(engine_client.EngineSettings(url=url))
+    def __init__(self, url: str, **settings) -> None:
+        super().__init__(engine_client.EngineSettings(url=url, **settings))
         self.gate = threading.Event()
         self.gate.set()
         self.cut = lambda: None
@@ -91,9 +93,10 @@ class _WatcherMixin:
     """A watcher of ``self.host`` on the engine at ``url``, stopped at the
     end; containers labelled as that host's instances."""
 
-    def start_watcher(self, url: str, resync=None) -> events.EngineEvents:
+    def start_watcher(self, url: str, resync=None, **settings) -> events.EngineEvents:
+        """``settings``: more of the engine's :class:`EngineSettings`."""
         self.seen = Seen()
-        self.events_engine = GatedEngine(url)
+        self.events_engine = GatedEngine(url, **settings)
         self.events_engine.connect()
         watcher = events.EngineEvents(
             self.events_engine, self.host, self.seen.emit, resync or self.seen.resync
@@ -287,6 +290,46 @@ class RestartedEngineEventsTestCase(_WatcherMixin, test.NoDBTestCase):
         self.seen.wait_for(instance_uuid, STARTED, after=after_resync)
         self.assertEqual(1, self.resyncs)
         self.assertEqual(1, self.log().count("Lost the engine's container events"))
+        self.assertEqual(
+            1, self.log().count("Following the engine's container events again")
+        )
+
+
+class VanishedRemoteEngineEventsTestCase(
+    _WatcherMixin, base.DockerHostMixin, test.NoDBTestCase
+):
+    """The host's engine over TCP, from a namespace whose link the test cuts."""
+
+    #: Probes after 2 silent seconds, a second apart: given up after ~7 s.
+    KEEPALIVE = 2
+    #: A connection attempt while the link is cut waits this long.
+    TIMEOUT = 3
+
+    def setUp(self):
+        super().setUp()
+        self.image = engine_support.build_image(self.client)
+        self.remote = self.useFixture(netns_relay.CuttableEngine())
+        self.watcher = self.start_watcher(
+            self.remote.url, events_keepalive=self.KEEPALIVE, timeout=self.TIMEOUT
+        )
+
+    def test_a_silent_stream_to_a_vanished_engine_is_given_up_then_resumed(self):
+        instance_uuid, container = self.make_instance(self.image)
+        self.client.start(container)
+        self.seen.wait_for(instance_uuid, STARTED)
+
+        self.remote.cut()
+        # Nothing closes the connection: only the keepalive probes end it.
+        waiting.until(lambda: not self.watcher.following, "the stream is given up")
+        self.assertEqual(1, self.log().count("Lost the engine's container events"))
+        self.assertIn("no answer to 5 keepalive probes after 2 s", self.log())
+        self.assertNotIn("Unexpected failure", self.log())
+        # Behind the watcher's back while it cannot reach the engine:
+        self.client.stop(container, timeout=5)
+        self.remote.mend()
+
+        waiting.until(lambda: self.seen.resyncs == 1, "the watcher resynced")
+        self.seen.wait_for(instance_uuid, STOPPED)
         self.assertEqual(
             1, self.log().count("Following the engine's container events again")
         )
