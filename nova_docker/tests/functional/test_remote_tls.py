@@ -19,12 +19,17 @@ made by the test.
 
 from __future__ import annotations
 
+import subprocess
+
 import fixtures
 import nova.conf
 from nova.compute import power_state
 
+from nova_docker import events
 from nova_docker import exception
 from nova_docker.conf import docker as docker_conf
+from nova_docker.engine import client as engine_client
+from nova_docker.tests import waiting
 from nova_docker.tests.functional import private_engine
 from nova_docker.tests.functional import tls_certs
 
@@ -117,3 +122,37 @@ class RemoteTlsTestCase(private_engine.PrivateEngineTestCase):
         )
         self.use_tls(self.pki.ca_cert, self.pki.client_cert, self.pki.client_key)
         self.assertEqual([], self.driver.list_instance_uuids())
+
+    def test_the_event_stream_over_tls_alone_is_probed_with_keepalives(self):
+        """The stream's socket is found under TLS too: the kernel shows a
+        keepalive timer on that connection, and on no other."""
+        engine = engine_client.Engine(
+            engine_client.EngineSettings(
+                url=self.engine.tcp_url,
+                tls_ca_cert=self.pki.ca_cert,
+                tls_cert=self.pki.client_cert,
+                tls_key=self.pki.client_key,
+            )
+        )
+        engine.connect()
+        watcher = events.EngineEvents(engine, "tls-host", lambda _: None, lambda: None)
+        watcher.start()
+        self.addCleanup(watcher.stop)
+        waiting.until(lambda: watcher.following, "the watcher follows the events")
+        # A call of its own, whose pooled connection stays open, unprobed.
+        self.assertEqual([], engine.list_containers({}))
+
+        connections = self._connections_to_the_engine()
+        probed = [line for line in connections if "timer:(keepalive" in line]
+        self.assertGreater(len(connections), 1, connections)
+        self.assertEqual(1, len(probed), connections)
+
+    def _connections_to_the_engine(self) -> list[str]:
+        to_the_engine = f"dport = :{self.engine.tcp_port}"
+        listed = subprocess.run(
+            ["ss", "-Htno", "state", "established", to_the_engine],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return listed.stdout.splitlines()
